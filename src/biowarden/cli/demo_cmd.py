@@ -1,0 +1,28 @@
+"""``biowarden demo``: the incident replay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from biowarden.cli.common import console
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("demo")
+    def demo(
+        participants: int = typer.Option(500_000, "--participants", min=1000, help="Cohort size."),
+        seed: int = typer.Option(2026, "--seed", help="Seed of the synthetic cohort."),
+        serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the dashboard at the end."),
+        home: Path | None = typer.Option(None, "--home", help="State folder (default BIOWARDEN_HOME)."),
+    ) -> None:
+        """Synthesise a cohort and replay the April 2026 incident end to end."""
+        from biowarden.config import load_settings
+        from biowarden.demo import DemoContext, run
+
+        settings = load_settings(home)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        ctx = DemoContext(home=settings.home, participants=participants, seed=seed, console=console)
+        ctx.state["serve"] = serve
+        run(ctx)

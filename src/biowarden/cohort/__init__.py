@@ -1,0 +1,1 @@
+"""Cohort: the data dictionary, readers, and the synthetic UK-Biobank-like cohort."""

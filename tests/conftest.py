@@ -1,0 +1,33 @@
+"""Shared fixtures. PostgreSQL is exercised when BIOWARDEN_TEST_DATABASE_URL is set (CI sets it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+POSTGRES_URL = os.environ.get("BIOWARDEN_TEST_DATABASE_URL")
+
+
+def database_urls() -> list[str]:
+    """The stores every control-plane test runs against: SQLite always, PostgreSQL when configured."""
+    urls = ["sqlite"]
+    if POSTGRES_URL:
+        urls.append("postgresql")
+    return urls
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh BIOWARDEN_HOME with a fixed master key (tests are deterministic)."""
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("BIOWARDEN_HOME", str(h))
+    monkeypatch.delenv("BIOWARDEN_DATABASE_URL", raising=False)
+    monkeypatch.setenv("BIOWARDEN_MASTER_KEY", "11" * 32)
+    return h
+
+
+def java_available() -> bool:
+    return shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME"))
