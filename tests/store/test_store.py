@@ -30,3 +30,28 @@ def test_errors_hide_the_password():
     with pytest.raises(StoreError) as e:
         migrate(url)
     assert "hunter2" not in str(e.value)
+
+
+def test_concurrent_read_modify_write_is_serialised(db):
+    """Every transaction takes the write lock first (SQLite) or the row lock (PostgreSQL): no lost update."""
+    import threading
+
+    with db.session() as s:
+        s.add(StoreMeta(key="counter", value="0"))
+
+    def bump() -> None:
+        for _ in range(10):
+            with db.session() as s:
+                q = sa.select(StoreMeta).where(StoreMeta.key == "counter")
+                if db.dialect == "postgresql":
+                    q = q.with_for_update()
+                row = s.scalars(q).one()
+                row.value = str(int(row.value) + 1)
+
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with db.session() as s:
+        assert s.get(StoreMeta, "counter").value == "80"

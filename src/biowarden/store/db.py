@@ -35,6 +35,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - exercise
     cur.close()
 
 
+def _sqlite_begin_immediate(conn) -> None:  # pragma: no cover - exercised via connect()
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 @dataclass
 class Database:
     url: str
@@ -69,7 +73,10 @@ def connect(url: str, *, echo: bool = False) -> Database:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        # The driver's own transaction handling is switched off (isolation_level=None) so that every
+        # transaction starts with BEGIN IMMEDIATE: it takes SQLite's write lock up front, and two
+        # transactions can never both read the same quota or ledger head and then race to write.
+        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False, "isolation_level": None}
     else:
         kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = 10
@@ -77,6 +84,7 @@ def connect(url: str, *, echo: bool = False) -> Database:
     engine = create_engine(u, **kwargs)
     if u.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
     return Database(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
 
 
