@@ -1,0 +1,289 @@
+"""The audit ledger over the control-plane store.
+
+Every state change and every decision is appended *inside the caller's transaction*, so the change and
+its ledger entry commit together or not at all::
+
+    ledger = LedgerStore(db, keyring)
+    with db.session() as s:
+        s.add(institution)
+        ledger.append(s, LedgerEvent("registry.institution.add", "operator", "institution:Oxford",
+                                     {"name": "Oxford"}))
+
+Appends are serialised by the one-row ``ledger_head`` table: on PostgreSQL ``SELECT ... FOR UPDATE``
+(held to the end of the caller's transaction), on SQLite a write to the head row, which takes the
+database's write lock first. Indices are therefore sequential and gap-free under concurrency; a
+transaction that rolls back leaves no hole because its index was never committed.
+
+SQLite note for callers: begin the write before reading (or append early in the transaction) — a
+SQLite transaction that has read and then tries to write while another writer committed in between
+gets ``database is locked``; retry such a transaction as a whole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from biowarden.keys import KeyRing
+from biowarden.ledger.canonical import canonical_text, iso_utc
+from biowarden.ledger.events import Checkpoint, LedgerEntry, LedgerEvent, VerifyReport, entry_bytes, parse_at
+from biowarden.ledger.merkle import CompactRange, LeafArray, TreeHashes, leaf_hash
+from biowarden.ledger.note import NoteSigner, NoteVerifier, format_checkpoint_body
+from biowarden.ledger.verify import CheckpointRow, entry_mac, verify_ledger
+from biowarden.store.db import Database
+from biowarden.store.ledger_tables import LedgerCheckpointRow, LedgerEntryRow, LedgerHeadRow
+
+__all__ = ["LedgerError", "LedgerStore"]
+
+CHECKPOINT_KEY = "ledger/checkpoint"
+MAC_KEY = "ledger/entry-mac"
+_PAGE = 2000
+
+_E = LedgerEntryRow.__table__
+_C = LedgerCheckpointRow.__table__
+_H = LedgerHeadRow.__table__
+_ENTRY_COLS = (
+    _E.c.idx,
+    _E.c.at,
+    _E.c.kind,
+    _E.c.actor,
+    _E.c.subject,
+    _E.c.decision,
+    _E.c.reason,
+    _E.c.payload,
+    _E.c.leaf_hash,
+    _E.c.mac,
+)
+
+
+class LedgerError(RuntimeError):
+    """The ledger cannot do what was asked (e.g. its head row is missing); the message says why."""
+
+
+class LedgerStore:
+    """Append, checkpoint, read, prove and verify the audit ledger kept in ``db``."""
+
+    def __init__(
+        self,
+        db: Database,
+        keyring: KeyRing,
+        checkpoint_every: int = 1024,
+        checkpoint_seconds: float = 60.0,
+        origin: str | None = None,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        if checkpoint_seconds <= 0:
+            raise ValueError("checkpoint_seconds must be positive")
+        self.db = db
+        self.checkpoint_every = int(checkpoint_every)
+        self.checkpoint_seconds = float(checkpoint_seconds)
+        self.origin = origin or f"biowarden.ledger/{keyring.key_id(CHECKPOINT_KEY)}"
+        self._signer = NoteSigner(self.origin, keyring.key(CHECKPOINT_KEY))
+        self._mac_key = keyring.key(MAC_KEY)
+
+    def __repr__(self) -> str:
+        return f"LedgerStore({self.db.dialect}, origin={self.origin!r})"
+
+    # --- keys for auditors -------------------------------------------------------------------------
+    @property
+    def verifier(self) -> NoteVerifier:
+        return self._signer.verifier
+
+    def verifier_key(self) -> str:
+        """The public note-verifier key (``name+keyid+base64key``) auditors check checkpoints with."""
+        return self._signer.verifier.text()
+
+    # --- appending ---------------------------------------------------------------------------------
+    def _lock_head(self, session: Session) -> tuple[int, bytes, int, float]:
+        if self.db.dialect == "postgresql":
+            stmt = (
+                select(_H.c.size, _H.c.frontier, _H.c.checkpoint_size, _H.c.checkpoint_ts)
+                .where(_H.c.id == 1)
+                .with_for_update()
+            )
+            row = session.execute(stmt).first()
+        else:
+            # a write first: SQLite takes its database write lock now, so concurrent appenders queue here
+            session.execute(update(_H).where(_H.c.id == 1).values(size=_H.c.size))
+            row = session.execute(
+                select(_H.c.size, _H.c.frontier, _H.c.checkpoint_size, _H.c.checkpoint_ts).where(_H.c.id == 1)
+            ).first()
+        if row is None:
+            raise LedgerError(
+                "the ledger's head row is missing: run the store's migrations (biowarden ledger "
+                "verify migrates a fresh store)"
+            )
+        return int(row[0]), bytes(row[1]), int(row[2]), float(row[3])
+
+    def append(self, session: Session, event: LedgerEvent) -> int:
+        """Append one event inside the caller's transaction; return its index in the log."""
+        return self.append_many(session, [event])[0]
+
+    def append_many(self, session: Session, events: Sequence[LedgerEvent]) -> list[int]:
+        """Append events in order inside the caller's transaction (one lock, one insert)."""
+        if not events:
+            return []
+        for ev in events:
+            if not isinstance(ev, LedgerEvent):
+                raise TypeError(f"append takes LedgerEvent objects, not {type(ev).__name__}")
+        # canonicalise before taking the lock: bad input fails fast and the lock is held briefly
+        prepared = [(ev, canonical_text(ev.payload)) for ev in events]
+        size, frontier, cp_size, cp_ts = self._lock_head(session)
+        cr = CompactRange.from_bytes(size, frontier)
+        now = datetime.now(UTC)
+        rows = []
+        mac_key = self._mac_key
+        for i, (ev, payload) in enumerate(prepared):
+            idx = size + i
+            at = iso_utc(ev.at or now)
+            lh = leaf_hash(entry_bytes(idx, at, ev.kind, ev.actor, ev.subject, ev.decision, ev.reason, payload))
+            cr.append(lh)
+            rows.append(
+                {
+                    "idx": idx,
+                    "at": at,
+                    "kind": ev.kind,
+                    "actor": ev.actor,
+                    "subject": ev.subject,
+                    "decision": ev.decision,
+                    "reason": ev.reason,
+                    "payload": payload,
+                    "leaf_hash": lh,
+                    "mac": entry_mac(mac_key, idx, lh),
+                }
+            )
+        session.execute(insert(_E), rows)
+        values: dict = {"size": cr.size, "frontier": cr.to_bytes()}
+        ts = time.time()
+        if cr.size - cp_size >= self.checkpoint_every or ts - cp_ts >= self.checkpoint_seconds:
+            self._write_checkpoint(session, cr, now)
+            values.update(checkpoint_size=cr.size, checkpoint_ts=ts)
+        session.execute(update(_H).where(_H.c.id == 1).values(**values))
+        return list(range(size, size + len(rows)))
+
+    # --- checkpoints -------------------------------------------------------------------------------
+    def _write_checkpoint(self, session: Session, cr: CompactRange, now: datetime) -> Checkpoint:
+        root = cr.root()
+        note = self._signer.sign(format_checkpoint_body(self.origin, cr.size, root))
+        at = iso_utc(now)
+        session.execute(insert(_C).values(tree_size=cr.size, root_hash=root, note=note, at=at))
+        return Checkpoint(cr.size, root, note, parse_at(at))
+
+    def checkpoint(self, session: Session | None = None) -> Checkpoint:
+        """Sign the current tree head now (or return the checkpoint already signed at this size)."""
+        if session is None:
+            with self.db.session() as s:
+                return self.checkpoint(s)
+        size, frontier, _cp_size, _cp_ts = self._lock_head(session)
+        existing = session.execute(select(_C).where(_C.c.tree_size == size)).first()
+        if existing is not None:
+            return Checkpoint(int(existing.tree_size), bytes(existing.root_hash), existing.note, parse_at(existing.at))
+        cp = self._write_checkpoint(session, CompactRange.from_bytes(size, frontier), datetime.now(UTC))
+        session.execute(update(_H).where(_H.c.id == 1).values(checkpoint_size=size, checkpoint_ts=time.time()))
+        return cp
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(select(_C).order_by(_C.c.tree_size)).all()
+        return [Checkpoint(int(r.tree_size), bytes(r.root_hash), r.note, parse_at(r.at)) for r in rows]
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        with self.db.engine.connect() as conn:
+            r = conn.execute(select(_C).order_by(_C.c.tree_size.desc()).limit(1)).first()
+        return None if r is None else Checkpoint(int(r.tree_size), bytes(r.root_hash), r.note, parse_at(r.at))
+
+    # --- reading -----------------------------------------------------------------------------------
+    def size(self) -> int:
+        """The number of committed entries, as the head records it."""
+        with self.db.engine.connect() as conn:
+            v = conn.execute(select(_H.c.size).where(_H.c.id == 1)).scalar()
+        if v is None:
+            raise LedgerError("the ledger's head row is missing: run the store's migrations")
+        return int(v)
+
+    def entries(self, start: int = 0, stop: int | None = None, kind: str | None = None) -> Iterator[LedgerEntry]:
+        """Entries with ``start <= index < stop`` (and of one kind), in log order. Read in short pages, so
+        no connection (nor SQLite's lock) is held while the caller works through them."""
+        cur = start
+        while True:
+            stmt = select(*_ENTRY_COLS[:9]).where(_E.c.idx >= cur).order_by(_E.c.idx).limit(_PAGE)
+            if stop is not None:
+                stmt = stmt.where(_E.c.idx < stop)
+            if kind is not None:
+                stmt = stmt.where(_E.c.kind == kind)
+            with self.db.engine.connect() as conn:
+                page = conn.execute(stmt).all()
+            for r in page:
+                yield LedgerEntry(int(r[0]), parse_at(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], bytes(r[8]))
+            if len(page) < _PAGE:
+                return
+            cur = int(page[-1][0]) + 1
+
+    def leaf_hashes(self, tree_size: int | None = None) -> LeafArray:
+        size = self.size() if tree_size is None else tree_size
+        out = LeafArray()
+        with self.db.engine.connect() as conn:
+            stmt = select(_E.c.idx, _E.c.leaf_hash).where(_E.c.idx < size).order_by(_E.c.idx)
+            for expected, (idx, lh) in enumerate(conn.execution_options(yield_per=20000).execute(stmt)):
+                if idx != expected:
+                    raise LedgerError(f"entry {expected} is missing from the store; run biowarden ledger verify")
+                out.append(bytes(lh))
+        if len(out) != size:
+            raise LedgerError(f"the log holds {len(out)} entries, fewer than the tree size {size} asked for")
+        return out
+
+    def _tree(self, tree_size: int | None) -> TreeHashes:
+        return TreeHashes(self.leaf_hashes(tree_size), min_level=4)
+
+    def root(self, tree_size: int | None = None) -> bytes:
+        """MTH of the first ``tree_size`` entries (default: all)."""
+        return self._tree(tree_size).root()
+
+    def inclusion_proof(self, index: int, tree_size: int | None = None) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry ``index`` in the tree of ``tree_size`` entries (default: all)."""
+        tree = self._tree(tree_size)
+        return tree.inclusion_proof(index, tree.size)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof that the tree of ``new_size`` entries extends that of ``old_size``."""
+        tree = self._tree(new_size)
+        return tree.consistency_proof(old_size, new_size)
+
+    # --- verification ------------------------------------------------------------------------------
+    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
+        """Recompute every leaf, the tree, every checkpoint's root and signature and the consistency
+        between successive checkpoints; the report names the first bad entry in plain words."""
+        with self.db.engine.connect() as conn:
+            # checkpoints first, then the head: every checkpoint read is then within the head's size, and
+            # every entry below the head's size had committed when the head was read
+            cps = [
+                CheckpointRow(int(r.tree_size), bytes(r.root_hash), r.note)
+                for r in conn.execute(select(_C).order_by(_C.c.tree_size))
+            ]
+            head = conn.execute(select(_H.c.size).where(_H.c.id == 1)).scalar()
+            if head is None:
+                raise LedgerError("the ledger's head row is missing: run the store's migrations")
+            head_size = int(head)
+            cps = [c for c in cps if c.tree_size <= head_size] + [
+                c for c in cps if c.tree_size > head_size
+            ]  # beyond the head: reported as missing entries
+            stmt = (
+                select(*_ENTRY_COLS)
+                .where(_E.c.idx < max(head_size, max((c.tree_size for c in cps), default=0)))
+                .order_by(_E.c.idx)
+            )
+            rows = conn.execution_options(yield_per=20000).execute(stmt)
+            return verify_ledger(
+                (tuple(r) for r in rows),
+                cps,
+                self.verifier,
+                self._mac_key,
+                origin=self.origin,
+                head_size=head_size,
+                progress=progress,
+            )
