@@ -1,0 +1,306 @@
+"""Mapping leaked columns to master columns and linking leaked rows to master participants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from biowarden.trace.link import (
+    LinkError,
+    MasterIndex,
+    erased_cells,
+    link_rows,
+    map_columns,
+    map_columns_detailed,
+)
+from biowarden.trace.read import read_leak
+
+# recorded decimals of the measures that carry marks in the test cohort
+MEASURES = {
+    "50-0.0": 1,
+    "21002-0.0": 1,
+    "4080-0.0": 0,
+    "4079-0.0": 0,
+    "102-0.0": 0,
+    "46-0.0": 0,
+    "47-0.0": 0,
+    "30690-0.0": 3,
+    "30760-0.0": 3,
+    "30870-0.0": 3,
+    "30740-0.0": 3,
+    "189-0.0": 2,
+}
+
+
+def make_master(n: int, seed: int = 7) -> pa.Table:
+    """A small UK-Biobank-like cohort: quasi-identifiers, correlated measures, biochemistry with nulls."""
+    rng = np.random.default_rng(seed)
+    sex = rng.integers(0, 2, n)
+    height = np.round(np.where(sex == 1, rng.normal(175.5, 7, n), rng.normal(162.5, 6.5, n)), 1)
+    weight = np.round(np.clip(height - 100 + rng.normal(-5, 12, n), 35, 200), 1)
+    grip_l = np.clip(np.round(np.where(sex == 1, 40, 25) + rng.normal(0, 8, n)), 0, 90)
+    grip_r = np.clip(np.round(grip_l + rng.normal(1.5, 3.5, n)), 0, 90)
+
+    def bio(mu: float, sd: float, nd: int) -> pa.Array:
+        return pa.array(np.round(np.abs(rng.normal(mu, sd, n)), nd), mask=rng.random(n) < 0.05)
+
+    def ints(mu: float, sd: float) -> pa.Array:
+        return pa.array(np.round(rng.normal(mu, sd, n)).astype(np.int64))
+
+    cols = {
+        "eid": pa.array(1_000_000 + rng.permutation(n), pa.int64()),
+        "31-0.0": pa.array(sex, pa.int64()),
+        "34-0.0": pa.array(rng.integers(1937, 1971, n), pa.int64()),
+        "52-0.0": pa.array(rng.integers(1, 13, n), pa.int64()),
+        "54-0.0": pa.array(rng.choice(np.arange(11001, 11023), n), pa.int64()),
+        "20116-0.0": pa.array(rng.choice([-3, 0, 1, 2], n, p=[0.01, 0.55, 0.34, 0.10]), pa.int64()),
+        "50-0.0": pa.array(height),
+        "21002-0.0": pa.array(weight),
+        "21001-0.0": pa.array(np.round(weight / (height / 100) ** 2, 4)),
+        "4080-0.0": ints(138, 19),
+        "4079-0.0": ints(82, 10.5),
+        "102-0.0": ints(69, 11.5),
+        "46-0.0": pa.array(grip_l.astype(np.int64)),
+        "47-0.0": pa.array(grip_r.astype(np.int64)),
+        "30690-0.0": bio(5.7, 1.15, 3),
+        "30760-0.0": bio(1.45, 0.38, 3),
+        "30870-0.0": bio(1.75, 1.0, 3),
+        "30740-0.0": bio(5.1, 1.2, 3),
+        "189-0.0": pa.array(np.round(rng.normal(-1.3, 3.1, n), 2)),
+    }
+    cols["41270-0"] = pa.array([["I10", "E11"][: int(k)] for k in rng.integers(0, 3, n)], pa.list_(pa.string()))
+    return pa.table(cols)
+
+
+def make_leak(
+    master: pa.Table, n_rows: int, seed: int = 1, copy_seed: int | None = None, rows: np.ndarray | None = None
+) -> tuple[pa.Table, np.ndarray]:
+    """A marked copy's rows (each measure moved by one unit of its last digit half the time), IDs dropped."""
+    rng = np.random.default_rng(seed)
+    if rows is None:
+        rows = rng.choice(master.num_rows, n_rows, replace=False)
+    sub = master.take(pa.array(rows))
+    mrng = np.random.default_rng(1000 + (seed if copy_seed is None else copy_seed))
+    cols = {}
+    for name in sub.column_names:
+        if name in ("eid", "41270-0"):
+            continue
+        col = sub.column(name)
+        if name in MEASURES:
+            vals = col.to_numpy(zero_copy_only=False).astype(float)
+            unit = 10.0 ** -MEASURES[name]
+            step = mrng.choice([-1.0, 1.0], len(vals)) * (mrng.random(len(vals)) < 0.5) * unit
+            new = pa.array(np.round(vals + step, MEASURES[name]), mask=np.isnan(vals))
+            cols[name] = new.cast(pa.int64()) if pa.types.is_integer(col.type) else new
+        else:
+            cols[name] = col
+    return pa.table(cols), sub.column("eid").to_numpy()
+
+
+def with_column(t: pa.Table, name: str, values: np.ndarray | pa.Array) -> pa.Table:
+    arr = values if isinstance(values, pa.Array) else pa.array(values, from_pandas=True)
+    return t.set_column(t.column_names.index(name), name, arr)
+
+
+def rounded(t: pa.Table, name: str, decimals: int) -> pa.Table:
+    v = t.column(name).to_numpy(zero_copy_only=False).astype(float)
+    return with_column(t, name, np.round(v, decimals))
+
+
+@pytest.fixture(scope="module")
+def master() -> pa.Table:
+    return make_master(20_000)
+
+
+@pytest.fixture(scope="module")
+def index(master) -> MasterIndex:
+    return MasterIndex(master)
+
+
+def identity(leak: pa.Table) -> dict[str, str]:
+    return {c: c for c in leak.column_names}
+
+
+# ---------------------------------------------------------------------------------------------- linking
+
+
+def test_link_marked_copy(index):
+    leak, truth = make_leak(index.master, 1000)
+    assert leak.num_columns == 18
+    res = index.link(leak, identity(leak))
+    assert (res.eids == truth).mean() >= 0.99
+    assert np.all((res.eids == truth) | (res.eids == -1))  # never a wrong participant
+    assert set(res.blocking) == {"31-0.0", "34-0.0", "52-0.0", "54-0.0", "20116-0.0"}
+    # marks (one unit of the last digit) are evidence, not erasures: only nulls are erased
+    for name, erased in res.erased.items():
+        nulls = leak.column(name).is_null().to_numpy(zero_copy_only=False)
+        np.testing.assert_array_equal(erased, nulls, err_msg=name)
+    assert res.precision["30690-0.0"] == 3 and res.precision["4080-0.0"] == 0
+    assert np.all(res.distance[res.eids >= 0] < 0.2)
+
+
+def test_link_rounded_noisy_and_dropped_columns(index):
+    leak, truth = make_leak(index.master, 1000, seed=2)
+    leak = leak.drop_columns(["52-0.0", "20116-0.0", "21001-0.0", "30870-0.0", "46-0.0"])
+    for name in ("30690-0.0", "30760-0.0", "30740-0.0"):
+        leak = rounded(leak, name, 1)  # 3 decimals -> 1
+    leak = rounded(leak, "21002-0.0", 0)  # weight to whole kilograms
+    rng = np.random.default_rng(5)
+    noisy = leak.column("189-0.0").to_numpy() + rng.normal(0, 0.2, leak.num_rows)
+    leak = with_column(leak, "189-0.0", noisy)
+    res = link_rows(leak, index, identity(leak))
+    assert (res.eids == truth).mean() >= 0.99
+    assert np.mean((res.eids == truth) | (res.eids == -1)) >= 0.999
+    for name in ("30690-0.0", "30760-0.0", "30740-0.0", "21002-0.0"):
+        assert res.erased[name].all(), name  # every cell lost its last recorded digit(s)
+        assert res.observed_decimals[name] < res.precision[name]
+    assert not res.erased["50-0.0"].any()
+    assert not res.erased["189-0.0"].any()  # noise is not detectable as rounding
+
+
+def test_link_merged_copies_with_partial_rounding(index):
+    master = index.master
+    rng = np.random.default_rng(9)
+    rows = rng.choice(master.num_rows, 1000, replace=False)
+    a, ta = make_leak(master, 0, seed=3, copy_seed=1, rows=rows[:500])
+    b, tb = make_leak(master, 0, seed=3, copy_seed=2, rows=rows[500:])
+    b = rounded(b, "30690-0.0", 1)  # one institution rounded cholesterol, the other did not
+    b = b.cast(a.schema)
+    leak = pa.concat_tables([a, b])
+    truth = np.concatenate([ta, tb])
+    order = rng.permutation(leak.num_rows)
+    leak, truth = leak.take(pa.array(order)), truth[order]
+    res = index.link(leak, identity(leak))
+    assert (res.eids == truth).mean() >= 0.99
+    from_b = order >= 500
+    chol = res.erased["30690-0.0"]
+    nulls = leak.column("30690-0.0").is_null().to_numpy(zero_copy_only=False)
+    assert chol[from_b].all()  # every rounded cell is an erasure
+    # cells of the unrounded copy are erased only when null or ending in zeros (about 1 in 10)
+    assert chol[~from_b & ~nulls].mean() < 0.15
+
+
+def test_foreign_rows_and_ambiguous_rows_stay_unlinked(index):
+    stranger = make_master(300, seed=99)  # people who are not in the master cohort
+    leak, _ = make_leak(stranger, 300, seed=4)
+    res = index.link(leak, identity(leak))
+    assert res.n_linked <= 3
+    # sex and birth year alone cannot single anyone out: the ratio test refuses the links
+    leak2, truth2 = make_leak(index.master, 200, seed=6)
+    leak2 = leak2.select(["31-0.0", "34-0.0", "50-0.0"])
+    res2 = index.link(leak2, identity(leak2))
+    assert res2.n_linked < 0.2 * leak2.num_rows
+    assert np.all(res2.eids[res2.linked] == truth2[res2.linked])
+    assert np.all(res2.rows[~res2.linked] == -1)
+    # one more measure (weight) is enough to single nearly everyone out
+    leak3 = make_leak(index.master, 200, seed=6)[0].select(["31-0.0", "34-0.0", "50-0.0", "21002-0.0"])
+    res3 = index.link(leak3, identity(leak3))
+    assert res3.n_linked >= 0.9 * leak3.num_rows
+    assert np.all(res3.eids[res3.linked] == truth2[res3.linked])
+
+
+def test_blanked_cells_are_retried_without_them(index):
+    leak, truth = make_leak(index.master, 300, seed=8)
+    h = leak.column("50-0.0").to_numpy().copy()
+    h[::3] = np.nan  # the seller blanked every third height
+    leak = with_column(leak, "50-0.0", h)
+    c = leak.column("54-0.0").to_pylist()
+    c[1::5] = [None] * len(c[1::5])
+    leak = with_column(leak, "54-0.0", pa.array(c, pa.int64()))
+    res = index.link(leak, identity(leak))
+    assert (res.eids == truth).mean() >= 0.97
+    assert res.erased["50-0.0"][::3].all()
+
+
+def test_integers_rounded_to_tens_are_erasures():
+    v = np.round(np.random.default_rng(1).normal(138, 19, 500), -1)
+    erased, observed = erased_cells(v, 0)
+    assert erased.all() and observed == -1
+    full = np.round(np.random.default_rng(1).normal(138, 19, 500))
+    erased, observed = erased_cells(full, 0)
+    assert not erased.any() and observed == 0
+
+
+def test_link_errors(index):
+    leak, _ = make_leak(index.master, 10)
+    with pytest.raises(LinkError, match="not in the master"):
+        index.link(leak, {"50-0.0": "999-0.0"})
+    with pytest.raises(LinkError, match="not in the leak"):
+        index.link(leak, {"nope": "50-0.0"})
+    with pytest.raises(LinkError, match="no mapped column"):
+        index.link(leak, {})
+
+
+def test_link_rows_reuses_the_index_of_a_table(master):
+    leak, truth = make_leak(master, 100, seed=12)
+    r1 = link_rows(leak, master, identity(leak))
+    r2 = link_rows(leak, master, identity(leak))
+    np.testing.assert_array_equal(r1.eids, r2.eids)
+    assert (r1.eids == truth).mean() >= 0.99
+
+
+# ---------------------------------------------------------------------------------------------- mapping
+
+
+def test_map_renamed_and_shuffled_headers(index):
+    leak, _ = make_leak(index.master, 150, seed=21)
+    names = leak.column_names
+    perm = np.random.default_rng(2).permutation(len(names))
+    renamed = pa.table({f"col{i}": leak.column(int(j)) for i, j in enumerate(perm)})
+    cm = map_columns_detailed(renamed, index)
+    want = {f"col{i}": names[int(j)] for i, j in enumerate(perm)}
+    assert cm.mapping == want
+    assert {m.method for m in cm.matches} == {"linkage"}
+    # and the mapping links the rows
+    res = index.link(renamed, cm.mapping)
+    assert res.n_linked >= 0.98 * renamed.num_rows
+
+
+def test_map_headerless_tsv_with_pseudonym_column(index, tmp_path):
+    leak, truth = make_leak(index.master, 120, seed=22)
+    leak = leak.drop_columns(["21001-0.0", "47-0.0"])
+    pseudo = pa.array([f"P{x:09d}" for x in np.random.default_rng(3).integers(0, 10**9, leak.num_rows)])
+    leak = leak.add_column(0, "pid", pseudo)
+    path = tmp_path / "leak.tsv"
+    pacsv.write_csv(leak, path, pacsv.WriteOptions(include_header=False, delimiter="\t"))
+    read = read_leak(path)
+    cm = map_columns_detailed(read, index)
+    names = leak.column_names
+    want = {f"column_{i + 1}": n for i, n in enumerate(names) if n != "pid"}
+    assert cm.mapping == want
+    assert cm.identifier_like == ["column_1"]
+    res = link_rows(read, index, cm.mapping)
+    assert (res.eids == truth).mean() >= 0.98
+
+
+def test_map_by_field_names_and_ukb_header_styles(index):
+    leak, _ = make_leak(index.master, 100, seed=23)
+    leak = leak.select(["50-0.0", "21002-0.0", "4080-0.0", "31-0.0", "30690-0.0"])
+    leak = leak.rename_columns(["Standing height (cm)", "f.21002.0.0", "p4080_i0_a0", "31", "chol"])
+
+    class F:  # a duck-typed dictionary entry (the cohort's Field has these attributes)
+        def __init__(self, fid: int, name: str) -> None:
+            self.field_id, self.name, self.precision, self.value_type = fid, name, None, ""
+
+    mapping = map_columns(leak, index.master, [F(50, "Standing height"), F(21002, "Weight")])
+    assert mapping == {
+        "Standing height (cm)": "50-0.0",
+        "f.21002.0.0": "21002-0.0",
+        "p4080_i0_a0": "4080-0.0",
+        "31": "31-0.0",
+        "chol": "30690-0.0",
+    }
+    cm = map_columns_detailed(leak, index.master, [F(50, "Standing height")])
+    methods = {m.leak: m.method for m in cm.matches}
+    assert methods["Standing height (cm)"] == "dictionary" and methods["p4080_i0_a0"] == "header"
+
+
+def test_map_without_refinement_uses_distributions(index):
+    leak, _ = make_leak(index.master, 400, seed=24)
+    leak = leak.select(["50-0.0", "4080-0.0", "30690-0.0", "54-0.0", "189-0.0"])
+    renamed = leak.rename_columns(["a", "b", "c", "d", "e"])
+    cm = map_columns_detailed(renamed, index, refine=False)
+    assert cm.mapping == {"a": "50-0.0", "b": "4080-0.0", "c": "30690-0.0", "d": "54-0.0", "e": "189-0.0"}
+    assert all(m.method == "values" for m in cm.matches)
