@@ -1,0 +1,589 @@
+"""Optimal global recoding with record suppression, searched over the lattice of generalisation levels.
+
+The search works on the histogram of distinct QI combinations: a transformation (one level per QI) maps
+every distinct combination to its generalised combination with NumPy indexing, and the counts are
+re-aggregated (``bincount`` on a mixed-radix key, ``unique`` when the key space is large). Records in
+classes that fail a per-class criterion (k-anonymity, l-diversity, t-closeness, k-map, highest risk)
+are suppressed; a transformation is *anonymous* when at most ``suppression * n`` records are suppressed
+and the aggregate criteria (average risk, population uniqueness) hold on what remains.
+
+The optimum is the anonymous transformation of least information loss. Metrics:
+
+- ``loss``: ARX's Loss (Iyengar), generalisation/suppression factor 0.5, geometric-mean aggregate. Per
+  QI: the share of the domain covered by each record's generalised value (suppressed records count 1),
+  normalised so that level 0 is 0 and ``*`` is 1; aggregate prod(1 + v_i)^(1/q) - 1.
+- ``precision``: Sweeney's precision (level / height per record and QI, suppressed 1), arithmetic mean.
+- ``discernibility``: sum of squared class sizes, suppressed records cost n each.
+- ``aecs``: average equivalence class size (n / classes; suppressed records form one class).
+
+Pruning: (1) every node has a lower bound on its loss (its generalisation-only loss, independent of
+grouping, for loss and precision); nodes are visited in increasing bound order and the search stops
+when the bound exceeds the best loss found, which is exact. (2) predictive tagging as in Flash/ARX:
+when all criteria are monotone (k-anonymity, distinct l-diversity, k-map, highest risk), a node that is
+not anonymous makes all its specialisations non-anonymous, so they are never evaluated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from biowarden.privacy.data import DataError, Histogram, as_strings, histogram_from_table
+from biowarden.privacy.diversity import SensitiveData, class_diversity
+from biowarden.privacy.hierarchy import Hierarchy, HierarchyError
+from biowarden.privacy.population import ClassSizes, population_uniqueness
+
+METRICS = ("loss", "precision", "discernibility", "aecs")
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Privacy criteria; ``None`` switches a criterion off. At least one must be set."""
+
+    k: int | None = None
+    l: float | None = None  # noqa: E741 - the criterion's name
+    l_variant: str = "distinct"  # distinct | entropy | recursive
+    c: float = 2.0  # for recursive (c,l)-diversity
+    t: float | None = None
+    t_distance: str = "equal"  # equal | ordered
+    sensitive: str | None = None
+    k_map: int | None = None
+    max_average_risk: float | None = None
+    max_population_uniqueness: float | None = None
+    max_highest_risk: float | None = None
+    population: float | None = None
+
+    def __post_init__(self) -> None:
+        if all(
+            v is None
+            for v in (
+                self.k,
+                self.l,
+                self.t,
+                self.k_map,
+                self.max_average_risk,
+                self.max_population_uniqueness,
+                self.max_highest_risk,
+            )
+        ):
+            raise ValueError("give at least one privacy criterion (k, l, t, k-map, a risk threshold)")
+        if self.k is not None and self.k < 1:
+            raise ValueError("k must be at least 1")
+        if (self.l is not None or self.t is not None) and not self.sensitive:
+            raise ValueError("l-diversity and t-closeness need a sensitive attribute")
+        if self.l is not None and self.l < 1:
+            raise ValueError("l must be at least 1")
+        if self.l_variant not in ("distinct", "entropy", "recursive"):
+            raise ValueError(f"unknown l-diversity variant {self.l_variant!r}")
+        if self.t is not None and not 0 <= self.t <= 1:
+            raise ValueError("t must be in [0, 1]")
+        if self.t_distance not in ("equal", "ordered"):
+            raise ValueError(f"unknown t-closeness distance {self.t_distance!r}")
+        for name in ("max_average_risk", "max_highest_risk", "max_population_uniqueness"):
+            v = getattr(self, name)
+            if v is not None and not 0 < v <= 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be in (0, 1]")
+        if (self.k_map is not None or self.max_population_uniqueness is not None) and not self.population:
+            raise ValueError("k-map and population uniqueness need the population size")
+
+    @property
+    def min_class_size(self) -> int:
+        k = self.k or 1
+        if self.max_highest_risk is not None:
+            k = max(k, math.ceil(1.0 / self.max_highest_risk - 1e-12))
+        return k
+
+    @property
+    def monotone(self) -> bool:
+        """Whether predictive tagging is sound (all criteria monotone under generalisation)."""
+        return (
+            (self.l is None or self.l_variant == "distinct")
+            and self.t is None
+            and self.max_average_risk is None
+            and self.max_population_uniqueness is None
+        )
+
+    def describe(self) -> str:
+        parts = []
+        if self.min_class_size > 1:
+            parts.append(f"k={self.min_class_size}")
+        if self.l is not None:
+            parts.append(f"{self.l_variant}-l={self.l:g}" + (f" c={self.c:g}" if self.l_variant == "recursive" else ""))
+        if self.t is not None:
+            parts.append(f"t={self.t:g} ({self.t_distance})")
+        if self.k_map is not None:
+            parts.append(f"k-map={self.k_map}")
+        if self.max_average_risk is not None:
+            parts.append(f"average risk<={self.max_average_risk:g}")
+        if self.max_population_uniqueness is not None:
+            parts.append(f"population uniqueness<={self.max_population_uniqueness:g}")
+        return ", ".join(parts)
+
+
+@dataclass
+class NodeResult:
+    levels: tuple[int, ...]
+    anonymous: bool
+    suppressed: int
+    classes: int
+    loss: float
+    utility: dict[str, float]
+
+
+@dataclass
+class AnonymisationResult:
+    qis: list[str]
+    levels: list[int]
+    criteria: Criteria
+    metric: str
+    suppression_limit: float
+    records: int
+    suppressed: int
+    classes: int
+    utility: dict[str, float]
+    nodes_total: int
+    nodes_evaluated: int
+    seconds: float
+    found: bool = True
+    hierarchies: dict[str, Hierarchy] = field(default_factory=dict, repr=False)
+    suppressed_rows: np.ndarray | None = field(default=None, repr=False)  # histogram rows suppressed
+
+    @property
+    def transformation(self) -> dict[str, int]:
+        return dict(zip(self.qis, self.levels, strict=True))
+
+    def to_dict(self) -> dict:
+        return {
+            "found": self.found,
+            "qis": self.qis,
+            "levels": self.levels,
+            "transformation": self.transformation,
+            "criteria": self.criteria.describe(),
+            "metric": self.metric,
+            "suppression_limit": self.suppression_limit,
+            "records": self.records,
+            "suppressed": self.suppressed,
+            "classes": self.classes,
+            "utility": self.utility,
+            "nodes_total": self.nodes_total,
+            "nodes_evaluated": self.nodes_evaluated,
+            "seconds": self.seconds,
+        }
+
+    def apply(self, table: pa.Table, suppressed_marker: str = "*") -> pa.Table:
+        """Apply the optimum to the table the search ran on (same rows, same order)."""
+        if not self.found:
+            raise ValueError("no transformation satisfies the criteria within the suppression limit")
+        return apply_transformation(
+            table,
+            self.hierarchies,
+            self.levels,
+            suppressed_marker,
+            criteria=self.criteria,
+            qis=self.qis,
+        )
+
+
+class Lattice:
+    """The generalisation lattice of a histogram and its hierarchies, with a fast node evaluator."""
+
+    def __init__(
+        self,
+        hist: Histogram,
+        hierarchies: Mapping[str, Hierarchy],
+        criteria: Criteria,
+        suppression: float,
+        sensitive: SensitiveData | None = None,
+    ) -> None:
+        missing = [q for q in hist.qis if q not in hierarchies]
+        if missing:
+            raise HierarchyError(f"no hierarchy for quasi-identifier(s): {', '.join(missing)}")
+        if not 0 <= suppression <= 1:
+            raise ValueError("the suppression limit must be in [0, 1]")
+        self.hist, self.criteria, self.sensitive = hist, criteria, sensitive
+        self.hier = [hierarchies[q] for q in hist.qis]
+        self.q = len(hist.qis)
+        self.n = hist.n
+        self.counts = hist.counts.astype(np.int64)
+        self.max_outliers = math.floor(suppression * self.n + 1e-9)
+        self.heights = [h.height for h in self.hier]
+        # generalised codes and domain shares per (QI, level), per histogram row
+        self.gen: list[list[np.ndarray]] = []
+        self.share: list[list[np.ndarray]] = []  # per label: leaves / domain size
+        self.nlabels: list[list[int]] = []
+        for i, h in enumerate(self.hier):
+            rows = h.encode(hist.dictionaries[i])[hist.codes[:, i]]
+            self.gen.append([h.codes[lv][rows].astype(np.int64) for lv in range(h.height)])
+            self.share.append([h.leaves[lv] / h.domain_size for lv in range(h.height)])
+            self.nlabels.append([len(h.labels[lv]) for lv in range(h.height)])
+        # generalisation-only loss per (QI, level): the lower bound's ingredients
+        self.gen_loss = np.zeros((self.q, max(self.heights)))
+        self.gen_prec = np.zeros((self.q, max(self.heights)))
+        self.gen_raw = np.zeros((self.q, max(self.heights)))
+        for i, h in enumerate(self.hier):
+            d = h.domain_size
+            lo = self.n / d
+            for lv in range(h.height):
+                raw = float((self.counts * self.share[i][lv][self.gen[i][lv]]).sum())
+                self.gen_raw[i, lv] = raw
+                self.gen_loss[i, lv] = _norm_loss(raw, lo, self.n)
+                self.gen_prec[i, lv] = lv / (h.height - 1) if h.height > 1 else 0.0
+
+    # ------------------------------------------------------------------ nodes
+    def nodes(self) -> np.ndarray:
+        return np.array(list(itertools.product(*(range(h) for h in self.heights))), dtype=np.int64).reshape(-1, self.q)
+
+    def bounds(self, nodes: np.ndarray, metric: str) -> np.ndarray:
+        idx = np.arange(self.q)
+        if metric == "loss":
+            vals = self.gen_loss[idx, nodes]
+            return _round(np.exp(np.log1p(vals).mean(axis=1)) - 1.0)
+        if metric == "precision":
+            return _round(self.gen_prec[idx, nodes].mean(axis=1))
+        return np.zeros(len(nodes))
+
+    def group(self, levels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(class of every histogram row, record count of every class) for a transformation."""
+        space = 1
+        for i, lv in enumerate(levels):
+            space *= self.nlabels[i][lv]
+        m = len(self.counts)
+        key = np.zeros(m, dtype=np.int64)
+        for i, lv in enumerate(levels):
+            key *= self.nlabels[i][lv]
+            key += self.gen[i][lv]
+        if space <= max(4 * m, 1 << 16):
+            sizes = np.bincount(key, weights=self.counts, minlength=space)
+            present = np.flatnonzero(sizes)
+            remap = np.empty(space, dtype=np.int64)
+            remap[present] = np.arange(len(present))
+            return remap[key], sizes[present].astype(np.int64)
+        uniq, inverse = np.unique(key, return_inverse=True)
+        sizes = np.bincount(inverse, weights=self.counts, minlength=len(uniq))
+        return inverse.reshape(-1), sizes.astype(np.int64)
+
+    def failing_classes(self, cls: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """Boolean per class: the class violates a per-class criterion and must be suppressed."""
+        c = self.criteria
+        fail = sizes < c.min_class_size
+        if c.k_map is not None:
+            pi = self.n / float(c.population)
+            fail |= np.maximum(sizes, sizes / pi) < c.k_map
+        if self.sensitive is not None and (c.l is not None or c.t is not None):
+            fail |= ~class_diversity(self.sensitive, cls, len(sizes), c)
+        return fail
+
+    def evaluate(self, levels: Sequence[int], metrics: Sequence[str] = METRICS, lazy: bool = False) -> NodeResult:
+        """Evaluate a transformation; with ``lazy`` the utility is only computed for anonymous nodes."""
+        levels = tuple(int(x) for x in levels)
+        cls, sizes = self.group(levels)
+        fail = self.failing_classes(cls, sizes)
+        suppressed = int(sizes[fail].sum())
+        anonymous = suppressed <= self.max_outliers
+        kept = sizes[~fail]
+        if anonymous and kept.size:
+            c = self.criteria
+            if c.max_average_risk is not None:
+                anonymous = len(kept) / kept.sum() <= c.max_average_risk + 1e-12
+            if anonymous and c.max_population_uniqueness is not None:
+                pu = population_uniqueness(ClassSizes.from_counts(kept), float(c.population), ("pitman", "zayatz"))
+                anonymous = pu.dankar <= c.max_population_uniqueness + 1e-12
+        if lazy and not anonymous:
+            return NodeResult(levels, False, suppressed, int((~fail).sum()), math.nan, {})
+        row_supp = fail[cls]
+        utility = self.utility(levels, row_supp, sizes, fail, metrics)
+        # classes as ARX counts them: the suppressed records are not a class
+        return NodeResult(levels, anonymous, suppressed, int((~fail).sum()), utility.get("loss", math.nan), utility)
+
+    def utility(
+        self,
+        levels: tuple[int, ...],
+        row_supp: np.ndarray,
+        sizes: np.ndarray,
+        fail: np.ndarray,
+        metrics: Sequence[str],
+    ) -> dict[str, float]:
+        out: dict[str, float] = {}
+        n = self.n
+        supp_idx = np.flatnonzero(row_supp)
+        supp_counts = self.counts[supp_idx]
+        n_supp = float(supp_counts.sum())
+        if "loss" in metrics:
+            vals = []
+            for i, lv in enumerate(levels):
+                raw = float(self.gen_raw[i, lv])
+                if n_supp:
+                    share = self.share[i][lv][self.gen[i][lv][supp_idx]]
+                    raw += float((supp_counts * (1.0 - share)).sum())
+                vals.append(_norm_loss(raw, n / self.hier[i].domain_size, n))
+            out["loss"] = float(_round(np.exp(np.log1p(np.array(vals)).mean()) - 1.0))
+        if "precision" in metrics:
+            vals = [(self.gen_prec[i, lv] * (n - n_supp) + n_supp) / n for i, lv in enumerate(levels)]
+            out["precision"] = float(_round(np.mean(vals)))
+        if "discernibility" in metrics:
+            kept = sizes[~fail].astype(float)
+            out["discernibility"] = float((kept * kept).sum() + n_supp * n)
+        if "aecs" in metrics:
+            classes = int((~fail).sum()) + (1 if n_supp else 0)
+            out["aecs"] = n / classes if classes else math.nan
+        return out
+
+
+def _norm_loss(raw: float, lo: float, n: float) -> float:
+    if n <= lo:
+        return 0.0
+    return max((raw - lo) / (n - lo), 0.0)
+
+
+def _round(x):
+    return np.round(x, 12)
+
+
+def _better(a: NodeResult, b: NodeResult | None, metric: str) -> bool:
+    if b is None:
+        return True
+    va, vb = a.utility[metric], b.utility[metric]
+    if va != vb:
+        return va < vb
+    return (sum(a.levels), a.levels) < (sum(b.levels), b.levels)
+
+
+class _Search:
+    """The lattice walk: exhaustive, bound-pruned, or bound-pruned with predictive tagging."""
+
+    def __init__(self, lat: Lattice, nodes: np.ndarray, bounds: np.ndarray, metric: str, progress) -> None:
+        self.lat, self.nodes, self.bounds, self.metric, self.progress = lat, nodes, bounds, metric, progress
+        self.best: NodeResult | None = None
+        self.evaluated = 0
+        self.status = np.zeros(len(nodes), dtype=np.int8)  # 0 unknown, 1 anonymous, -1 not
+        self.scored = np.zeros(len(nodes), dtype=bool)
+        radix = np.ones(lat.q, dtype=np.int64)
+        for i in range(lat.q - 2, -1, -1):
+            radix[i] = radix[i + 1] * lat.heights[i + 1]
+        self.radix = radix
+
+    def index(self, node: np.ndarray) -> int:
+        return int((node * self.radix).sum())
+
+    def consider(self, j: int) -> NodeResult:
+        res = self.lat.evaluate(self.nodes[j], (self.metric,), lazy=True)
+        self.evaluated += 1
+        self.scored[j] = True
+        if self.progress is not None and self.evaluated % 64 == 0:
+            self.progress(min(self.evaluated, len(self.nodes)), len(self.nodes))
+        if res.anonymous and _better(res, self.best, self.metric):
+            self.best = res
+        return res
+
+    def limit(self) -> float:
+        return math.inf if self.best is None else self.best.utility[self.metric] + 1e-12
+
+    def exhaustive(self) -> None:
+        for j in range(len(self.nodes)):
+            self.consider(j)
+
+    def bounded(self) -> None:
+        for j in np.lexsort((self.nodes.sum(axis=1), self.bounds)):
+            if self.bounds[j] > self.limit():
+                break
+            self.consider(int(j))
+
+    def _check(self, j: int) -> bool:
+        """Anonymity of node j, from tags or by evaluating it (and tagging the lattice)."""
+        if self.status[j] != 0:
+            return self.status[j] > 0
+        res = self.consider(j)
+        node = self.nodes[j]
+        if res.anonymous:
+            self.status[np.all(self.nodes >= node, axis=1) & (self.status == 0)] = 1
+        else:
+            self.status[np.all(self.nodes <= node, axis=1)] = -1
+        return res.anonymous
+
+    def tagged(self) -> None:
+        order = np.lexsort((self.nodes.sum(axis=1), self.bounds))
+        top = np.array(self.lat.heights) - 1
+        for j in order:
+            j = int(j)
+            if self.bounds[j] > self.limit():
+                break
+            if self.status[j] < 0:
+                continue
+            if self.status[j] == 0:
+                # a chain from this node to the top, climbing where the bound grows least
+                chain = [j]
+                node = self.nodes[j].copy()
+                while np.any(node < top):
+                    cand = []
+                    for i in np.flatnonzero(node < top):
+                        nxt = node.copy()
+                        nxt[i] += 1
+                        k = self.index(nxt)
+                        cand.append((self.bounds[k], k, i))
+                    _, k, i = min(cand)
+                    node[i] += 1
+                    chain.append(k)
+                # binary search for the lowest anonymous node on the chain
+                lo, hi = 0, len(chain) - 1
+                if not self._check(chain[hi]):
+                    continue  # nothing on this chain is anonymous (the top is not)
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if self._check(chain[mid]):
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                if self.status[j] < 0:
+                    continue
+            if not self.scored[j] and self.bounds[j] <= self.limit():
+                self.consider(j)
+
+
+def anonymise(
+    source: pa.Table | Histogram,
+    qis: Sequence[str] | None,
+    hierarchies: Mapping[str, Hierarchy],
+    criteria: Criteria,
+    suppression: float = 0.0,
+    metric: str = "loss",
+    sensitive: SensitiveData | None = None,
+    exhaustive: bool = False,
+    progress=None,
+) -> AnonymisationResult:
+    """Search the optimal transformation. ``source`` is a table (QIs and the sensitive column) or a histogram.
+
+    ``exhaustive=True`` evaluates every node (no pruning), for checking the pruned search.
+    ``progress`` is an optional callable(done, total).
+    """
+    started = time.perf_counter()
+    if metric not in METRICS:
+        raise ValueError(f"unknown utility metric {metric!r} ({', '.join(METRICS)})")
+    if isinstance(source, Histogram):
+        hist = source
+    else:
+        if not qis:
+            raise DataError("name the quasi-identifiers")
+        hist = histogram_from_table(source, qis)
+        if criteria.sensitive and sensitive is None:
+            if criteria.sensitive not in source.column_names:
+                raise DataError(f"unknown sensitive column {criteria.sensitive!r}")
+            sensitive = SensitiveData.from_column(source.column(criteria.sensitive), hist.row_class, hist.num_classes)
+    if (criteria.l is not None or criteria.t is not None) and sensitive is None:
+        raise ValueError("l-diversity and t-closeness need the sensitive attribute's values")
+    lat = Lattice(hist, hierarchies, criteria, suppression, sensitive)
+    nodes = lat.nodes()
+    bounds = lat.bounds(nodes, metric)
+    search = _Search(lat, nodes, bounds, metric, progress)
+    if exhaustive:
+        search.exhaustive()
+    elif criteria.monotone:
+        search.tagged()
+    else:
+        search.bounded()
+    best, evaluated = search.best, search.evaluated
+    if progress is not None:
+        progress(len(nodes), len(nodes))
+    if best is None:
+        return AnonymisationResult(
+            list(hist.qis),
+            [],
+            criteria,
+            metric,
+            suppression,
+            lat.n,
+            0,
+            0,
+            {},
+            len(nodes),
+            evaluated,
+            time.perf_counter() - started,
+            found=False,
+            hierarchies=dict(hierarchies),
+        )
+    final = lat.evaluate(best.levels, METRICS)
+    cls, sizes = lat.group(best.levels)
+    fail = lat.failing_classes(cls, sizes)
+    return AnonymisationResult(
+        qis=list(hist.qis),
+        levels=list(best.levels),
+        criteria=criteria,
+        metric=metric,
+        suppression_limit=suppression,
+        records=lat.n,
+        suppressed=final.suppressed,
+        classes=final.classes,
+        utility=final.utility,
+        nodes_total=len(nodes),
+        nodes_evaluated=evaluated,
+        seconds=time.perf_counter() - started,
+        hierarchies={q: hierarchies[q] for q in hist.qis},
+        suppressed_rows=fail[cls],
+    )
+
+
+def apply_transformation(
+    table: pa.Table,
+    hierarchies: Mapping[str, Hierarchy],
+    levels: Sequence[int] | Mapping[str, int],
+    suppressed_marker: str = "*",
+    criteria: Criteria | None = None,
+    qis: Sequence[str] | None = None,
+    suppress: np.ndarray | None = None,
+) -> pa.Table:
+    """Generalise the QI columns of ``table`` to ``levels`` and suppress records.
+
+    Records are suppressed (all QIs set to ``suppressed_marker``) when ``suppress`` (a boolean per row)
+    says so, or, given ``criteria``, when their class violates a per-class criterion. Other columns are
+    kept as they are; generalised QI columns become strings.
+    """
+    if isinstance(levels, Mapping):
+        qis = list(levels)
+        lv = [int(levels[q]) for q in qis]
+    else:
+        qis = list(qis) if qis is not None else list(hierarchies)
+        lv = [int(x) for x in levels]
+    if len(qis) != len(lv):
+        raise ValueError("one level per quasi-identifier")
+    gen_cols: dict[str, np.ndarray] = {}
+    key = np.zeros(table.num_rows, dtype=np.int64)
+    for q, level in zip(qis, lv, strict=True):
+        if q not in table.column_names:
+            raise DataError(f"unknown quasi-identifier column {q!r}")
+        h = hierarchies.get(q)
+        if h is None:
+            raise HierarchyError(f"no hierarchy for quasi-identifier {q!r}")
+        if not 0 <= level < h.height:
+            raise HierarchyError(f"level {level} out of range for {q!r} (0..{h.height - 1})")
+        strings = as_strings(table.column(q))
+        import pyarrow.compute as pc
+
+        enc = pc.dictionary_encode(strings)
+        rows = h.encode(enc.dictionary.to_pylist())
+        codes = h.codes[level][rows][enc.indices.to_numpy(zero_copy_only=False)]
+        gen_cols[q] = codes
+        key = key * len(h.labels[level]) + codes if len(h.labels[level]) else key
+    if suppress is None and criteria is not None:
+        uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        fail = counts < criteria.min_class_size
+        if criteria.k_map is not None and criteria.population:
+            pi = table.num_rows / float(criteria.population)
+            fail |= np.maximum(counts, counts / pi) < criteria.k_map
+        if criteria.sensitive and (criteria.l is not None or criteria.t is not None):
+            sens = SensitiveData.from_column(table.column(criteria.sensitive), inverse.reshape(-1), len(uniq))
+            fail |= ~class_diversity(sens, np.arange(len(uniq)), len(uniq), criteria)
+        suppress = fail[inverse.reshape(-1)]
+    out = table
+    for q, level in zip(qis, lv, strict=True):
+        labels = np.array(hierarchies[q].labels[level] + [suppressed_marker], dtype=object)
+        codes = gen_cols[q].copy()
+        if suppress is not None:
+            codes[np.asarray(suppress, dtype=bool)] = len(labels) - 1
+        col = pa.array(labels[codes], pa.string())
+        out = out.set_column(out.column_names.index(q), q, col)
+    return out

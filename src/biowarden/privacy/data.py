@@ -1,0 +1,193 @@
+"""Reading DATA (Parquet or delimited text) and the histogram of distinct quasi-identifier combinations.
+
+The histogram is the compact summary every risk measure and the anonymisation search work on: one row
+per distinct combination of quasi-identifier values (integer codes into per-column dictionaries) with its
+record count, plus, for each record, the index of its combination (so that per-record results and
+sensitive attributes can be attached without touching the raw rows again).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+NULL_VALUE = "NULL"
+
+
+class DataError(ValueError):
+    """DATA that cannot be read or used: missing file, unknown column, bad format."""
+
+
+def detect_delimiter(sample: str) -> str:
+    """The delimiter of a delimited text sample (``;``, ``,``, tab or ``|``)."""
+    lines = [ln for ln in sample.splitlines() if ln.strip()][:20]
+    if not lines:
+        raise DataError("the file is empty")
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=";,\t|").delimiter
+    except csv.Error:
+        counts = {d: lines[0].count(d) for d in ";,\t|"}
+        best = max(counts, key=lambda d: counts[d])
+        if counts[best] == 0:
+            return ","
+        return best
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """Parquet (by magic bytes) or delimited text with the delimiter detected; every text column as string."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    with path.open("rb") as f:
+        head = f.read(65536)
+    if head[:4] == b"PAR1":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(path)
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            raise DataError(f"cannot read Parquet file {path}: {e}") from e
+    import pyarrow.csv as pcsv
+
+    try:
+        sample = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        sample = head.decode("latin-1")
+    delimiter = detect_delimiter(sample)
+    try:
+        header = next(csv.reader([sample.splitlines()[0].lstrip("\ufeff")], delimiter=delimiter))
+        return pcsv.read_csv(
+            path,
+            parse_options=pcsv.ParseOptions(delimiter=delimiter),
+            convert_options=pcsv.ConvertOptions(
+                column_types={h: pa.string() for h in header}, strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, StopIteration, IndexError) as e:
+        raise DataError(f"cannot read delimited file {path}: {e}") from e
+
+
+def as_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """A column as strings (numbers as their shortest text, dates ISO, nulls as ``NULL``)."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    if pa.types.is_floating(arr.type):
+        # whole floats print without the trailing ".0" so they meet hierarchies written as integers
+        vals = arr.to_numpy(zero_copy_only=False)
+        out = [
+            NULL_VALUE
+            if v is None or (isinstance(v, float) and np.isnan(v))
+            else (str(int(v)) if float(v).is_integer() else repr(float(v)))
+            for v in vals
+        ]
+        return pa.array(out, pa.string())
+    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+        try:
+            arr = pc.cast(arr, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise DataError(f"column of type {arr.type} cannot be used as a quasi-identifier") from e
+    return pc.fill_null(arr, NULL_VALUE)
+
+
+def check_columns(table: pa.Table, columns: Sequence[str], what: str = "quasi-identifier") -> None:
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise DataError(
+            f"unknown {what} column(s): {', '.join(missing)} (the data has {', '.join(table.column_names)})"
+        )
+    if len(set(columns)) != len(columns):
+        raise DataError(f"{what} columns listed twice: {', '.join(columns)}")
+
+
+@dataclass
+class Histogram:
+    """Distinct quasi-identifier combinations and their counts.
+
+    ``codes[j, i]`` is the code of combination ``j`` in column ``qis[i]`` (an index into
+    ``dictionaries[i]``); ``counts[j]`` its number of records; ``row_class[r]`` the combination of record
+    ``r`` (None when the histogram came from an engine summary rather than rows).
+    """
+
+    qis: list[str]
+    dictionaries: list[list[str]]
+    codes: np.ndarray
+    counts: np.ndarray
+    row_class: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.counts)
+
+    def values(self, j: int) -> dict[str, str]:
+        return {q: self.dictionaries[i][self.codes[j, i]] for i, q in enumerate(self.qis)}
+
+
+def _group_codes(columns: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group rows by their code tuple: (distinct codes matrix, counts, inverse)."""
+    n = len(columns[0]) if columns else 0
+    if not columns:
+        return np.zeros((1 if n else 0, 0), np.int64), np.array([n] if n else [], np.int64), np.zeros(n, np.int64)
+    space = 1
+    for s in sizes:
+        space *= max(s, 1)
+    if space < 2**62:
+        key = np.zeros(n, dtype=np.int64)
+        for col, s in zip(columns, sizes, strict=True):
+            key *= max(s, 1)
+            key += col
+        uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        codes = np.empty((len(uniq), len(columns)), dtype=np.int64)
+        rest = uniq.copy()
+        for i in range(len(columns) - 1, -1, -1):
+            s = max(sizes[i], 1)
+            codes[:, i] = rest % s
+            rest //= s
+        return codes, counts.astype(np.int64), inverse.astype(np.int64)
+    mat = np.stack(columns, axis=1)
+    codes, inverse, counts = np.unique(mat, axis=0, return_inverse=True, return_counts=True)
+    return codes.astype(np.int64), counts.astype(np.int64), inverse.reshape(-1).astype(np.int64)
+
+
+def encode_column(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
+    """Dictionary-encode a column as strings: (codes, dictionary)."""
+    enc = pc.dictionary_encode(as_strings(column))
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary.to_pylist()
+
+
+def histogram_from_table(table: pa.Table, qis: Sequence[str]) -> Histogram:
+    """The histogram of distinct QI combinations of an Arrow table (pyarrow/NumPy, one pass)."""
+    qis = list(qis)
+    check_columns(table, qis)
+    cols, dicts = [], []
+    for q in qis:
+        codes, dictionary = encode_column(table.column(q))
+        cols.append(codes)
+        dicts.append(dictionary)
+    codes, counts, inverse = _group_codes(cols, [len(d) for d in dicts])
+    return Histogram(qis, dicts, codes, counts, inverse)
+
+
+def histogram_from_counts(summary: pa.Table, qis: Sequence[str], count_column: str = "count") -> Histogram:
+    """A histogram from an engine summary table (one row per combination plus a count column)."""
+    qis = list(qis)
+    check_columns(summary, [*qis, count_column], "summary")
+    cols, dicts = [], []
+    for q in qis:
+        codes, dictionary = encode_column(summary.column(q))
+        cols.append(codes)
+        dicts.append(dictionary)
+    weights = summary.column(count_column).to_numpy().astype(np.int64)
+    codes, _, inverse = _group_codes(cols, [len(d) for d in dicts])
+    counts = np.bincount(inverse, weights=weights, minlength=len(codes)).astype(np.int64)
+    return Histogram(qis, dicts, codes, counts, None)

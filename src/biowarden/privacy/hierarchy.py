@@ -1,0 +1,393 @@
+"""Generalisation hierarchies: ARX-layout files and built-in builders (dates, intervals, codings).
+
+A hierarchy for one quasi-identifier is a table with one row per original value and one column per level:
+level 0 is the value itself, the last level is usually ``*``. This module reads ARX's layout
+(``;``-separated, no header, one row per value) and builds hierarchies from the data dictionary's spec
+strings:
+
+- ``date:day,month,quarter,year,5y,10y`` (any subset, in order; ``*`` is added on top),
+- ``interval:W1,W2,...`` (numbers: bands of width W1, then W2, ...; each width a multiple of the last),
+- ``coding:icd10-chapter`` (ICD-10 code -> 3-character category -> block -> chapter) and
+  ``coding:ukb-centre-region`` (UK Biobank assessment centre -> region -> country),
+- ``file:NAME`` (a file named NAME in the hierarchies folder).
+
+Everything here is encoded once into integer arrays so that the search can generalise distinct
+combinations with NumPy indexing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+
+TOP = "*"
+
+
+class HierarchyError(ValueError):
+    """A hierarchy that cannot be used: ragged, missing values, unknown column, bad spec."""
+
+
+@dataclass
+class Hierarchy:
+    """A materialised hierarchy: ``rows[v][l]`` is value ``v`` generalised to level ``l``.
+
+    Encoded views (built on construction):
+    ``labels[l]`` the distinct labels of level ``l``; ``codes[l][v]`` the label index of value ``v`` at level
+    ``l``; ``leaves[l][c]`` how many level-0 values label ``c`` of level ``l`` covers (ARX's domain share
+    numerator). ``index`` maps a level-0 value string to its row.
+    """
+
+    name: str
+    rows: list[list[str]]
+    labels: list[list[str]] = field(init=False, repr=False)
+    codes: list[np.ndarray] = field(init=False, repr=False)
+    leaves: list[np.ndarray] = field(init=False, repr=False)
+    index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            raise HierarchyError(f"hierarchy for column {self.name!r} is empty")
+        width = len(self.rows[0])
+        for i, row in enumerate(self.rows):
+            if len(row) != width:
+                raise HierarchyError(
+                    f"hierarchy for column {self.name!r} is ragged: row {i + 1} ({row[0]!r}) has "
+                    f"{len(row)} levels, the first row has {width}"
+                )
+        self.index = {}
+        for i, row in enumerate(self.rows):
+            if row[0] in self.index:
+                raise HierarchyError(f"hierarchy for column {self.name!r} lists value {row[0]!r} twice")
+            self.index[row[0]] = i
+        self.labels, self.codes, self.leaves = [], [], []
+        for level in range(width):
+            lab: dict[str, int] = {}
+            codes = np.empty(len(self.rows), dtype=np.int64)
+            for i, row in enumerate(self.rows):
+                codes[i] = lab.setdefault(row[level], len(lab))
+            self.labels.append(list(lab))
+            self.codes.append(codes)
+            self.leaves.append(np.bincount(codes, minlength=len(lab)).astype(np.int64))
+
+    @property
+    def height(self) -> int:
+        """Number of levels (level 0 included)."""
+        return len(self.rows[0])
+
+    @property
+    def domain_size(self) -> int:
+        return len(self.rows)
+
+    def encode(self, values: Sequence[str]) -> np.ndarray:
+        """Row indices of the given level-0 values; a clear error for a value the hierarchy lacks."""
+        out = np.empty(len(values), dtype=np.int64)
+        missing: list[str] = []
+        for i, v in enumerate(values):
+            j = self.index.get(v)
+            if j is None:
+                missing.append(v)
+                out[i] = -1
+            else:
+                out[i] = j
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise HierarchyError(f"column {self.name!r}: value(s) {shown}{more} missing from its hierarchy")
+        return out
+
+    def is_functional(self) -> bool:
+        """True when every label of level l has a single parent at level l+1 (a tree)."""
+        for level in range(self.height - 1):
+            parent = np.full(len(self.labels[level]), -1, dtype=np.int64)
+            child, up = self.codes[level], self.codes[level + 1]
+            parent[child] = up
+            if not np.array_equal(parent[child], up):
+                return False
+        return True
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+
+def parse_hierarchy_text(text: str, name: str, delimiter: str = ";") -> Hierarchy:
+    """Parse ARX's layout: one row per value, ``delimiter``-separated levels, no header."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows = [[cell.strip() for cell in row] for row in reader if row and any(c.strip() for c in row)]
+    return Hierarchy(name, rows)
+
+
+def read_hierarchy_file(path: str | Path, name: str | None = None) -> Hierarchy:
+    path = Path(path)
+    if not path.is_file():
+        raise HierarchyError(f"hierarchy file {path} does not exist")
+    text = path.read_text(encoding="utf-8-sig")
+    first = text.splitlines()[0] if text.strip() else ""
+    delimiter = ";" if ";" in first else ("\t" if "\t" in first else ",")
+    return parse_hierarchy_text(text, name or column_of_hierarchy_file(path.name) or path.stem, delimiter)
+
+
+_HIER_RE = re.compile(r"^.*_hierarchy_(?P<col>.+)\.csv$")
+
+
+def column_of_hierarchy_file(filename: str) -> str | None:
+    """``adult_hierarchy_age.csv`` -> ``age``; ``age.csv`` -> ``age``; other files -> None."""
+    m = _HIER_RE.match(filename)
+    if m:
+        return m.group("col")
+    if filename.endswith(".csv"):
+        return filename[: -len(".csv")]
+    return None
+
+
+def load_hierarchies(folder: str | Path, columns: Iterable[str] | None = None) -> dict[str, Hierarchy]:
+    """All hierarchies of a folder (``<column>.csv`` or ``<anything>_hierarchy_<column>.csv``).
+
+    With ``columns`` only those are loaded, and a column without a file is an error.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HierarchyError(f"hierarchies folder {folder} does not exist")
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        col = column_of_hierarchy_file(p.name)
+        if col is None or not p.is_file():
+            continue
+        # an explicit `<anything>_hierarchy_<col>.csv` wins over a plain `<col>.csv`
+        if col not in files or "_hierarchy_" in p.name:
+            files[col] = p
+    wanted = list(columns) if columns is not None else list(files)
+    missing = [c for c in wanted if c not in files]
+    if missing:
+        raise HierarchyError(f"no hierarchy file in {folder} for column(s): {', '.join(missing)}")
+    return {c: read_hierarchy_file(files[c], c) for c in wanted}
+
+
+# -------------------------------------------------------------------------------------------- builders
+
+_DATE_LEVELS = ("day", "month", "quarter", "year", "5y", "10y")
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """``"date:month,year"`` -> ``("date", ["month", "year"])``; ``"file:x.csv"`` -> ``("file", ["x.csv"])``."""
+    if ":" not in spec:
+        raise HierarchyError(f"hierarchy spec {spec!r} is not of the form KIND:ARGS")
+    kind, _, args = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in ("date", "interval", "coding", "file"):
+        raise HierarchyError(f"hierarchy spec {spec!r}: unknown kind {kind!r} (date, interval, coding, file)")
+    parts = [a.strip() for a in args.split(",")] if kind != "file" else [args.strip()]
+    if not parts or any(not p for p in parts):
+        raise HierarchyError(f"hierarchy spec {spec!r} has an empty argument")
+    return kind, parts
+
+
+def _as_date(v: str) -> date:
+    try:
+        return datetime.fromisoformat(v[:10]).date()
+    except ValueError as e:
+        raise HierarchyError(f"{v!r} is not an ISO date (YYYY-MM-DD)") from e
+
+
+def _date_label(d: date, level: str) -> str:
+    if level == "day":
+        return d.isoformat()
+    if level == "month":
+        return f"{d.year:04d}-{d.month:02d}"
+    if level == "quarter":
+        return f"{d.year:04d}-Q{(d.month - 1) // 3 + 1}"
+    if level == "year":
+        return f"{d.year:04d}"
+    width = int(level[:-1])
+    lo = d.year - d.year % width
+    return f"{lo}-{lo + width - 1}"
+
+
+def build_date_hierarchy(name: str, values: Iterable[str], levels: Sequence[str]) -> Hierarchy:
+    """Dates (ISO strings; ``YYYY-MM`` and ``YYYY`` accepted when the finest level is coarser)."""
+    for lv in levels:
+        if lv not in _DATE_LEVELS:
+            raise HierarchyError(f"date hierarchy for {name!r}: unknown level {lv!r} ({', '.join(_DATE_LEVELS)})")
+    order = [_DATE_LEVELS.index(lv) for lv in levels]
+    if order != sorted(order) or len(set(order)) != len(order):
+        raise HierarchyError(f"date hierarchy for {name!r}: levels must go from fine to coarse")
+    rows = []
+    for v in sorted(set(values)):
+        padded = v if len(v) >= 10 else (v + "-01" if len(v) == 7 else v + "-01-01")
+        d = _as_date(padded)
+        rows.append([v, *(_date_label(d, lv) for lv in levels), TOP])
+    # a first level equal to the value itself (day on day-dates) is not a generalisation: drop it
+    if rows and all(r[0] == r[1] for r in rows):
+        rows = [[r[0], *r[2:]] for r in rows]
+    return Hierarchy(name, rows)
+
+
+def _num(v: str) -> float:
+    try:
+        return float(v)
+    except ValueError as e:
+        raise HierarchyError(f"{v!r} is not a number") from e
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def build_interval_hierarchy(name: str, values: Iterable[str], widths: Sequence[str]) -> Hierarchy:
+    """Numbers into bands ``[lo, lo+w)`` of each width in turn, then ``*``."""
+    ws = [_num(w) for w in widths]
+    if any(w <= 0 for w in ws):
+        raise HierarchyError(f"interval hierarchy for {name!r}: widths must be positive")
+    for a, b in itertools.pairwise(ws):
+        ratio = b / a
+        if abs(ratio - round(ratio)) > 1e-9 or ratio < 1:
+            raise HierarchyError(
+                f"interval hierarchy for {name!r}: each width must be a multiple of the previous ({widths})"
+            )
+    rows = []
+    for v in sorted(set(values), key=_num):
+        x = _num(v)
+        row = [v]
+        for w in ws:
+            lo = np.floor(x / w) * w
+            row.append(f"[{_fmt(lo)}, {_fmt(lo + w)})")
+        row.append(TOP)
+        rows.append(row)
+    return Hierarchy(name, rows)
+
+
+# ICD-10 chapters by code range (WHO ICD-10, 2019): (first, last, chapter label).
+ICD10_CHAPTERS: tuple[tuple[str, str, str], ...] = (
+    ("A00", "B99", "I Infectious and parasitic"),
+    ("C00", "D48", "II Neoplasms"),
+    ("D50", "D89", "III Blood and immune"),
+    ("E00", "E90", "IV Endocrine, nutritional, metabolic"),
+    ("F00", "F99", "V Mental and behavioural"),
+    ("G00", "G99", "VI Nervous system"),
+    ("H00", "H59", "VII Eye and adnexa"),
+    ("H60", "H95", "VIII Ear and mastoid"),
+    ("I00", "I99", "IX Circulatory system"),
+    ("J00", "J99", "X Respiratory system"),
+    ("K00", "K93", "XI Digestive system"),
+    ("L00", "L99", "XII Skin and subcutaneous tissue"),
+    ("M00", "M99", "XIII Musculoskeletal and connective tissue"),
+    ("N00", "N99", "XIV Genitourinary system"),
+    ("O00", "O99", "XV Pregnancy and childbirth"),
+    ("P00", "P96", "XVI Perinatal conditions"),
+    ("Q00", "Q99", "XVII Congenital anomalies"),
+    ("R00", "R99", "XVIII Symptoms and abnormal findings"),
+    ("S00", "T98", "XIX Injury and poisoning"),
+    ("V01", "Y98", "XX External causes"),
+    ("Z00", "Z99", "XXI Factors influencing health status"),
+    ("U00", "U99", "XXII Special purposes"),
+)
+
+
+def icd10_chapter(code: str) -> str:
+    cat = code.replace(".", "").strip().upper()[:3]
+    for first, last, label in ICD10_CHAPTERS:
+        if first <= cat <= last:
+            return label
+    raise HierarchyError(f"{code!r} is not an ICD-10 code")
+
+
+def icd10_block(code: str) -> str:
+    """A ten-category block inside the chapter (e.g. ``I20-I29``), clipped to the chapter's range."""
+    cat = code.replace(".", "").strip().upper()[:3]
+    if len(cat) < 3 or not cat[0].isalpha() or not cat[1:].isdigit():
+        raise HierarchyError(f"{code!r} is not an ICD-10 code")
+    n = int(cat[1:])
+    lo = n - n % 10
+    return f"{cat[0]}{lo:02d}-{cat[0]}{lo + 9:02d}"
+
+
+# UK Biobank assessment centres (coding 10) -> region -> country.
+UKB_CENTRES: dict[str, tuple[str, str, str]] = {
+    "11012": ("Barts", "London", "England"),
+    "11021": ("Birmingham", "West Midlands", "England"),
+    "11011": ("Bristol", "South West", "England"),
+    "11008": ("Bury", "North West", "England"),
+    "11003": ("Cardiff", "Wales", "Wales"),
+    "11024": ("Cheadle (revisit)", "North West", "England"),
+    "11020": ("Croydon", "London", "England"),
+    "11005": ("Edinburgh", "Scotland", "Scotland"),
+    "11004": ("Glasgow", "Scotland", "Scotland"),
+    "11018": ("Hounslow", "London", "England"),
+    "11010": ("Leeds", "Yorkshire and the Humber", "England"),
+    "11016": ("Liverpool", "North West", "England"),
+    "11001": ("Manchester", "North West", "England"),
+    "11017": ("Middlesborough", "North East", "England"),
+    "11009": ("Newcastle", "North East", "England"),
+    "11013": ("Nottingham", "East Midlands", "England"),
+    "11002": ("Oxford", "South East", "England"),
+    "11007": ("Reading", "South East", "England"),
+    "11014": ("Sheffield", "Yorkshire and the Humber", "England"),
+    "10003": ("Stockport (pilot)", "North West", "England"),
+    "11006": ("Stoke", "West Midlands", "England"),
+    "11022": ("Swansea", "Wales", "Wales"),
+    "11023": ("Wrexham", "Wales", "Wales"),
+    "11025": ("Cheadle (imaging)", "North West", "England"),
+    "11026": ("Reading (imaging)", "South East", "England"),
+    "11027": ("Newcastle (imaging)", "North East", "England"),
+    "11028": ("Bristol (imaging)", "South West", "England"),
+}
+
+
+def _centre_key(v: str) -> str:
+    s = v.strip()
+    if s.endswith(".0"):
+        s = s[:-2]
+    return s
+
+
+def build_coding_hierarchy(name: str, values: Iterable[str], coding: str) -> Hierarchy:
+    rows = []
+    if coding == "icd10-chapter":
+        for v in sorted(set(values)):
+            cat = v.replace(".", "").strip().upper()[:3]
+            row = [v, cat, icd10_block(v), icd10_chapter(v), TOP]
+            rows.append(row)
+        # when the values are already 3-character categories, drop the duplicate level
+        if rows and all(r[0] == r[1] for r in rows):
+            rows = [[r[0], *r[2:]] for r in rows]
+    elif coding == "ukb-centre-region":
+        for v in sorted(set(values)):
+            entry = UKB_CENTRES.get(_centre_key(v))
+            if entry is None:
+                raise HierarchyError(f"column {name!r}: {v!r} is not a UK Biobank assessment centre (coding 10)")
+            rows.append([v, entry[1], entry[2], TOP])
+    else:
+        raise HierarchyError(f"unknown coding hierarchy {coding!r} (icd10-chapter, ukb-centre-region)")
+    return Hierarchy(name, rows)
+
+
+def build_hierarchy(name: str, spec: str, values: Iterable[str], folder: str | Path | None = None) -> Hierarchy:
+    """A hierarchy for column ``name`` from a dictionary spec string, covering ``values``."""
+    kind, args = parse_spec(spec)
+    values = list(values)
+    if kind == "date":
+        return build_date_hierarchy(name, values, args)
+    if kind == "interval":
+        return build_interval_hierarchy(name, values, args)
+    if kind == "coding":
+        if len(args) != 1:
+            raise HierarchyError(f"hierarchy spec {spec!r}: a coding hierarchy takes one name")
+        return build_coding_hierarchy(name, values, args[0])
+    if folder is None:
+        raise HierarchyError(f"hierarchy spec {spec!r} names a file but no hierarchies folder was given")
+    path = Path(folder) / args[0]
+    if not path.suffix:
+        path = path.with_suffix(".csv")
+    return read_hierarchy_file(path, name)
+
+
+def flat_hierarchy(name: str, values: Iterable[str]) -> Hierarchy:
+    """The trivial two-level hierarchy (value -> ``*``) for a quasi-identifier without one."""
+    return Hierarchy(name, [[v, TOP] for v in sorted(set(values))])
