@@ -62,14 +62,22 @@ class Field:
     category: str = ""
     notes: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # The set-valued field whose list this field's values parallel (41280 dates pair with 41270 codes):
+    # such a field is held as one Arrow list column per instance too.
+    paired_with: int | None = None
 
     @property
     def multiple(self) -> bool:
         return self.value_type is ValueType.CATEGORICAL_MULTIPLE
 
+    @property
+    def listed(self) -> bool:
+        """Held as one Arrow list column per instance (set-valued, or parallel to a set-valued field)."""
+        return self.multiple or self.paired_with is not None
+
     def column(self, instance: int = 0, array: int = 0) -> str:
         """The column name for an instance (and array index, for single-valued fields)."""
-        if self.multiple:
+        if self.listed:
             return f"{self.field_id}-{instance}"
         return f"{self.field_id}-{instance}.{array}"
 
