@@ -1,0 +1,1107 @@
+"""The registry service: institutions, researchers, applications, suspensions, accounts and tokens.
+
+Every public method takes the caller's ``Identity`` and runs ONE transaction that
+1. locks the registry control row (serialising decisions against suspensions: a request decided after a
+   suspension's ledger entry sees the suspension),
+2. loads what the request is about (unknown ids and conflicts fail here: nothing is written),
+3. builds the policy's plain inputs from fresh state and calls ``policy.decide`` (nothing is cached),
+4. writes the decision, allow or deny with its reason code, to the ledger,
+5. on allow applies the change and ledgers it, in the same transaction; on deny commits only the
+   decision and raises ``Denied``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from biowarden.policy import (
+    ApplicationInfo,
+    Context,
+    Decision,
+    Principal,
+    Reason,
+    Resource,
+    Role,
+    SuspensionInfo,
+    decide,
+)
+from biowarden.policy.engine import FOUR_EYES
+from biowarden.policy.model import ALL_ROLES
+from biowarden.registry import validation as v
+from biowarden.registry.audit import Audit
+from biowarden.registry.auth import (
+    LOCAL_OPERATOR,
+    Identity,
+    PasswordAuthenticator,
+    TokenAuthenticator,
+    aware,
+    hash_password,
+    new_token,
+    token_hash,
+)
+from biowarden.registry.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
+from biowarden.registry.views import (
+    AccessDecision,
+    AccountView,
+    ApplicationView,
+    InstitutionView,
+    IssuedToken,
+    PlatformView,
+    ResearcherView,
+    SuspensionView,
+    TokenView,
+)
+from biowarden.store.db import Database
+from biowarden.store.registry_tables import (
+    AccountRow,
+    ApiTokenRow,
+    ApplicationMemberRow,
+    ApplicationRow,
+    CommitteeVoteRow,
+    InstitutionRow,
+    RegistryControl,
+    ResearcherRow,
+    SuspensionRow,
+)
+
+LOCAL_ROLES = frozenset({Role.CUSTODIAN_ADMIN.value, Role.ACCESS_COMMITTEE.value, Role.AUDITOR.value})
+ATTESTATION_DAYS = 365
+MAX_TOKEN_DAYS = 365
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Registry:
+    """Services over the store. ``clock`` is injectable so that expiry and attestation can be tested."""
+
+    def __init__(self, db: Database, keyring, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.audit = Audit(db, keyring)
+        self.clock = clock
+        self.tokens = TokenAuthenticator()
+        self.passwords = PasswordAuthenticator()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _now(self) -> datetime:
+        now = self.clock()
+        return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+    @staticmethod
+    def _lock(s: Session) -> None:
+        # SQLite transactions already begin IMMEDIATE (one writer); PostgreSQL locks the control row.
+        s.execute(select(RegistryControl.id).where(RegistryControl.id == 1).with_for_update())
+
+    def _principal(self, s: Session, identity: Identity, now: datetime) -> Principal:
+        if identity.via == "local" and identity.account_id is None:
+            return Principal(name=identity.name, roles=LOCAL_ROLES, local=True)
+        account = s.get(AccountRow, identity.account_id) if identity.account_id is not None else None
+        if account is None or account.status != "active":
+            return Principal(name=identity.name, authenticated=False)
+        token_app: str | None = None
+        revoked = False
+        if identity.token_id is not None:
+            tok = s.get(ApiTokenRow, identity.token_id)
+            if tok is None or aware(tok.expires_at) <= now:
+                return Principal(name=identity.name, authenticated=False)
+            revoked = tok.revoked_at is not None
+            token_app = tok.application_id
+        researcher = inst = rstatus = None
+        attested = None
+        if account.researcher_id is not None:
+            r = s.get(ResearcherRow, account.researcher_id)
+            if r is not None:
+                researcher, rstatus, attested = r.email, r.status, r.attested_on
+                inst = s.scalar(select(InstitutionRow.name).where(InstitutionRow.id == r.institution_id))
+        return Principal(
+            name=account.username,
+            roles=frozenset(account.roles) & ALL_ROLES,
+            researcher=researcher,
+            institution=inst,
+            researcher_status=rstatus,
+            attested_on=attested,
+            token_application=token_app,
+            token_revoked=revoked,
+        )
+
+    def _committee_size(self, s: Session) -> int:
+        roles = s.scalars(select(AccountRow.roles).where(AccountRow.status == "active")).all()
+        return sum(1 for r in roles if Role.ACCESS_COMMITTEE.value in (r or []))
+
+    def _context(self, s: Session, principal: Principal, action: str, resource: Resource, now) -> Context:
+        insts = {x for x in (principal.institution, resource.institution) if x}
+        if resource.application is not None:
+            insts.add(resource.application.institution)
+        conds = [SuspensionRow.scope == "platform"]
+        if insts:
+            conds.append((SuspensionRow.scope == "institution") & SuspensionRow.target.in_(insts))
+        if resource.application is not None:
+            conds.append((SuspensionRow.scope == "application") & (SuspensionRow.target == resource.application.id))
+        if principal.researcher:
+            conds.append((SuspensionRow.scope == "researcher") & (SuspensionRow.target == principal.researcher))
+        rows = s.execute(
+            select(SuspensionRow.scope, SuspensionRow.target, SuspensionRow.kind).where(
+                SuspensionRow.lifted_at.is_(None), or_(*conds)
+            )
+        ).all()
+        status = (
+            dict(
+                s.execute(
+                    select(InstitutionRow.name, InstitutionRow.status).where(InstitutionRow.name.in_(insts))
+                ).all()
+            )
+            if insts
+            else {}
+        )
+        return Context(
+            now=now,
+            suspensions=tuple(SuspensionInfo(*r) for r in rows),
+            attestation_days=ATTESTATION_DAYS,
+            institution_status=status,
+            committee_size=self._committee_size(s) if action in FOUR_EYES else 0,
+        )
+
+    def _decide(
+        self, s: Session, identity: Identity, action: str, resource: Resource, now: datetime
+    ) -> tuple[Principal, Decision, int]:
+        principal = self._principal(s, identity, now)
+        ctx = self._context(s, principal, action, resource, now)
+        d = decide(principal, action, resource, ctx)
+        idx = self.audit.decision(s, principal, action, resource, d)
+        return principal, d, idx
+
+    def _run(
+        self,
+        identity: Identity,
+        action: str,
+        prepare: Callable[[Session, datetime], tuple[Resource, Any]],
+        apply: Callable[[Session, Principal, Any, int, datetime], Any],
+    ) -> Any:
+        denied: Denied | None = None
+        result: Any = None
+        with self.db.session() as s:
+            self._lock(s)
+            now = self._now()
+            resource, state = prepare(s, now)
+            principal, d, idx = self._decide(s, identity, action, resource, now)
+            if d.allow:
+                result = apply(s, principal, state, idx, now)
+            else:
+                denied = Denied(action, d.reason, idx)
+        if denied is not None:
+            raise denied
+        return result
+
+    # ------------------------------------------------------------------ lookups
+
+    @staticmethod
+    def _institution(s: Session, name: str) -> InstitutionRow:
+        row = s.scalar(select(InstitutionRow).where(InstitutionRow.name == name))
+        if row is None:
+            raise NotFound(f"no institution named {name!r}")
+        return row
+
+    @staticmethod
+    def _researcher(s: Session, email: str) -> ResearcherRow:
+        row = s.scalar(select(ResearcherRow).where(ResearcherRow.email == email))
+        if row is None:
+            raise NotFound(f"no researcher with e-mail {email!r}")
+        return row
+
+    @staticmethod
+    def _application(s: Session, app_id: str) -> ApplicationRow:
+        row = s.get(ApplicationRow, app_id)
+        if row is None:
+            raise NotFound(f"no application {app_id!r}")
+        return row
+
+    @staticmethod
+    def _members(s: Session, app_id: str) -> list[str]:
+        return sorted(
+            s.scalars(
+                select(ResearcherRow.email)
+                .join(ApplicationMemberRow, ApplicationMemberRow.researcher_id == ResearcherRow.id)
+                .where(ApplicationMemberRow.application_id == app_id)
+            ).all()
+        )
+
+    @staticmethod
+    def _effective_status(row: ApplicationRow, now: datetime) -> str:
+        if row.status in ("approved", "draft") and now.date() >= row.expires_on:
+            return "expired"
+        return row.status
+
+    def _app_info(self, s: Session, row: ApplicationRow) -> ApplicationInfo:
+        inst = s.scalar(select(InstitutionRow.name).where(InstitutionRow.id == row.institution_id))
+        return ApplicationInfo(
+            id=row.id,
+            institution=inst or "",
+            status=row.status,
+            starts_on=row.starts_on,
+            expires_on=row.expires_on,
+            members=frozenset(self._members(s, row.id)),
+            fields=frozenset(row.fields or []),
+        )
+
+    def _app_view(self, s: Session, row: ApplicationRow, now: datetime) -> ApplicationView:
+        inst = s.scalar(select(InstitutionRow.name).where(InstitutionRow.id == row.institution_id))
+        pi = s.scalar(select(ResearcherRow.email).where(ResearcherRow.id == row.pi_id)) if row.pi_id else None
+        votes = s.scalars(
+            select(CommitteeVoteRow.voter)
+            .where(CommitteeVoteRow.subject == f"application:{row.id}", CommitteeVoteRow.action == "approve")
+            .order_by(CommitteeVoteRow.id)
+        ).all()
+        return ApplicationView(
+            id=row.id,
+            title=row.title,
+            purpose=row.purpose,
+            institution=inst or "",
+            pi=pi,
+            members=self._members(s, row.id),
+            fields=list(row.fields or []),
+            starts_on=row.starts_on,
+            expires_on=row.expires_on,
+            status=self._effective_status(row, now),
+            approvals=list(votes),
+            approved_at=aware(row.approved_at),
+        )
+
+    @staticmethod
+    def _inst_view(row: InstitutionRow) -> InstitutionView:
+        return InstitutionView(row.name, row.status, aware(row.created_at), row.created_by)
+
+    @staticmethod
+    def _researcher_view(s: Session, row: ResearcherRow) -> ResearcherView:
+        inst = s.scalar(select(InstitutionRow.name).where(InstitutionRow.id == row.institution_id))
+        due = row.attested_on + timedelta(days=ATTESTATION_DAYS) if row.attested_on else None
+        return ResearcherView(row.email, row.name, inst or "", row.status, row.attested_on, due)
+
+    @staticmethod
+    def _susp_view(s: Session, row: SuspensionRow, ledger_index: int | None = None) -> SuspensionView:
+        votes = s.scalars(
+            select(CommitteeVoteRow.voter)
+            .where(CommitteeVoteRow.subject == f"suspension:{row.id}", CommitteeVoteRow.action == "lift")
+            .order_by(CommitteeVoteRow.id)
+        ).all()
+        return SuspensionView(
+            id=row.id,
+            scope=row.scope,
+            target=row.target,
+            kind=row.kind,
+            reason=row.reason,
+            actor=row.actor,
+            created_at=aware(row.created_at),
+            active=row.lifted_at is None,
+            lifted_at=aware(row.lifted_at),
+            lifted_by=row.lifted_by,
+            lift_reason=row.lift_reason,
+            approvals=list(votes),
+            ledger_index=ledger_index,
+        )
+
+    @staticmethod
+    def _token_view(s: Session, row: ApiTokenRow) -> TokenView:
+        user = s.scalar(select(AccountRow.username).where(AccountRow.id == row.account_id))
+        return TokenView(
+            id=row.id,
+            prefix=row.prefix,
+            username=user or "",
+            application=row.application_id,
+            label=row.label,
+            created_at=aware(row.created_at),
+            expires_at=aware(row.expires_at),
+            revoked_at=aware(row.revoked_at),
+            revoked_reason=row.revoked_reason,
+        )
+
+    @staticmethod
+    def _account_view(s: Session, row: AccountRow) -> AccountView:
+        email = (
+            s.scalar(select(ResearcherRow.email).where(ResearcherRow.id == row.researcher_id))
+            if row.researcher_id
+            else None
+        )
+        return AccountView(row.username, sorted(row.roles or []), email, row.status, aware(row.created_at))
+
+    # ------------------------------------------------------------------ authentication
+
+    def authenticate(self, token: str) -> Identity:
+        """The identity behind a bearer token; a failure is ledgered and raises ``Unauthenticated``."""
+        now = self._now()
+        with self.db.session() as s:
+            ident = self.tokens.authenticate(s, token, now)
+            if ident is not None:
+                return ident
+            idx = self.audit.record(
+                s,
+                "auth",
+                "anonymous",
+                "token",
+                {"method": "bearer"},
+                decision="deny",
+                reason=Reason.DENY_UNAUTHENTICATED.value,
+            )
+        raise Unauthenticated("the bearer token is missing, unknown, expired or revoked", ledger_index=idx)
+
+    def deny_unauthenticated(self, what: str) -> int:
+        """Ledger a request that came without any credential."""
+        with self.db.session() as s:
+            return self.audit.record(
+                s,
+                "auth",
+                "anonymous",
+                what,
+                {"method": "none"},
+                decision="deny",
+                reason=Reason.DENY_UNAUTHENTICATED.value,
+            )
+
+    def login(self, username: str, password: str, *, days: int = 1, label: str = "login") -> IssuedToken:
+        """Password login: issues a token for the account (shown once). Failures are ledgered."""
+        username = v.username(username)
+        if not isinstance(password, str) or len(password) > 1024:
+            raise Invalid("password must be a string of at most 1024 characters")
+        days = self._days(days)
+        failed: int | None = None
+        with self.db.session() as s:
+            self._lock(s)
+            now = self._now()
+            ident = self.passwords.authenticate_password(s, username, password)
+            if ident is None:
+                failed = self.audit.record(
+                    s,
+                    "auth",
+                    username,
+                    f"account:{username}",
+                    {"method": "password"},
+                    decision="deny",
+                    reason=Reason.DENY_BAD_CREDENTIALS.value,
+                )
+            else:
+                self.audit.record(
+                    s,
+                    "auth",
+                    username,
+                    f"account:{username}",
+                    {"method": "password"},
+                    decision="allow",
+                    reason=Reason.ALLOW.value,
+                )
+                issued = self._issue(s, ident.account_id, None, days, label, username, now)
+        if failed is not None:
+            raise Unauthenticated("unknown username or wrong password", Reason.DENY_BAD_CREDENTIALS, failed)
+        return issued
+
+    def password_identity(self, username: str, password: str) -> Identity:
+        """The identity of a local account proven by its password (the CLI's ``--as``); failures are
+        ledgered."""
+        username = v.username(username)
+        with self.db.session() as s:
+            ident = self.passwords.authenticate_password(s, username, password)
+            if ident is not None:
+                return ident
+            idx = self.audit.record(
+                s,
+                "auth",
+                username,
+                f"account:{username}",
+                {"method": "password"},
+                decision="deny",
+                reason=Reason.DENY_BAD_CREDENTIALS.value,
+            )
+        raise Unauthenticated("unknown username or wrong password", Reason.DENY_BAD_CREDENTIALS, idx)
+
+    @staticmethod
+    def _days(days: object) -> int:
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS:
+            raise Invalid(f"token lifetime must be a whole number of days from 1 to {MAX_TOKEN_DAYS}")
+        return days
+
+    def _issue(
+        self, s: Session, account_id: int, application: str | None, days: int, label: str, actor: str, now: datetime
+    ) -> IssuedToken:
+        token = new_token()
+        row = ApiTokenRow(
+            token_hash=token_hash(token),
+            prefix=token[:8],
+            account_id=account_id,
+            application_id=application,
+            label=label,
+            created_at=now,
+            expires_at=now + timedelta(days=days),
+        )
+        s.add(row)
+        s.flush()
+        user = s.scalar(select(AccountRow.username).where(AccountRow.id == account_id))
+        self.audit.record(
+            s,
+            "token.issued",
+            actor,
+            f"token:{row.id}",
+            {"username": user, "application": application, "expires_at": row.expires_at, "prefix": row.prefix},
+        )
+        return IssuedToken(token=token, info=self._token_view(s, row))
+
+    # ------------------------------------------------------------------ platform
+
+    def platform(self, identity: Identity) -> PlatformView:
+        def prepare(s, now):
+            return Resource(kind="platform"), None
+
+        def apply(s, principal, _state, _idx, now):
+            rows = s.scalars(
+                select(SuspensionRow).where(SuspensionRow.scope == "platform", SuspensionRow.lifted_at.is_(None))
+            ).all()
+            return PlatformView(
+                suspended=bool(rows),
+                suspensions=[self._susp_view(s, r).to_dict() for r in rows],
+                institutions=s.scalar(select(func.count()).select_from(InstitutionRow)) or 0,
+                researchers=s.scalar(select(func.count()).select_from(ResearcherRow)) or 0,
+                applications=s.scalar(select(func.count()).select_from(ApplicationRow)) or 0,
+            )
+
+        return self._run(identity, "platform.read", prepare, apply)
+
+    def whoami(self, identity: Identity) -> dict[str, Any]:
+        def prepare(s, now):
+            return Resource(kind="account", id=identity.name, owner=identity.name), None
+
+        def apply(s, principal, _state, _idx, now):
+            return {
+                "name": principal.name,
+                "roles": sorted(principal.roles),
+                "researcher": principal.researcher,
+                "institution": principal.institution,
+                "attested_on": principal.attested_on.isoformat() if principal.attested_on else None,
+                "token_application": principal.token_application,
+            }
+
+        return self._run(identity, "self.read", prepare, apply)
+
+    # ------------------------------------------------------------------ institutions
+
+    def add_institution(self, identity: Identity, name: str) -> InstitutionView:
+        name = v.name(name)
+
+        def prepare(s, now):
+            if s.scalar(select(InstitutionRow.id).where(func.lower(InstitutionRow.name) == name.lower())):
+                raise Conflict(f"institution {name!r} already exists")
+            return Resource(kind="institution", id=name, institution=name), None
+
+        def apply(s, principal, _state, _idx, now):
+            row = InstitutionRow(name=name, status="active", created_at=now, created_by=principal.name)
+            s.add(row)
+            s.flush()
+            self.audit.record(s, "institution.created", principal.name, f"institution:{name}", {"name": name})
+            return self._inst_view(row)
+
+        return self._run(identity, "institution.create", prepare, apply)
+
+    def list_institutions(self, identity: Identity) -> list[InstitutionView]:
+        def apply(s, principal, _state, _idx, now):
+            rows = s.scalars(select(InstitutionRow).order_by(InstitutionRow.name)).all()
+            return [self._inst_view(r) for r in rows]
+
+        return self._run(identity, "institution.list", lambda s, now: (Resource(kind="institution"), None), apply)
+
+    def get_institution(self, identity: Identity, name: str) -> InstitutionView:
+        name = v.name(name)
+
+        def prepare(s, now):
+            row = self._institution(s, name)
+            return Resource(kind="institution", id=name, institution=name), row
+
+        return self._run(identity, "institution.read", prepare, lambda s, p, row, i, n: self._inst_view(row))
+
+    # ------------------------------------------------------------------ researchers
+
+    def add_researcher(
+        self, identity: Identity, email: str, institution: str, *, name: str = "", attested_on: date | None = None
+    ) -> ResearcherView:
+        email = v.email(email)
+        institution = v.name(institution)
+        display = v.text(name, "researcher name", required=False, limit=200)
+
+        def prepare(s, now):
+            inst = self._institution(s, institution)
+            if s.scalar(select(ResearcherRow.id).where(ResearcherRow.email == email)):
+                raise Conflict(f"researcher {email!r} already exists")
+            return Resource(kind="researcher", id=email, institution=institution), inst
+
+        def apply(s, principal, inst, _idx, now):
+            row = ResearcherRow(
+                email=email,
+                name=display,
+                institution_id=inst.id,
+                status="active",
+                attested_on=attested_on or now.date(),
+                created_at=now,
+            )
+            s.add(row)
+            s.flush()
+            self.audit.record(
+                s,
+                "researcher.created",
+                principal.name,
+                f"researcher:{email}",
+                {"email": email, "institution": institution, "attested_on": row.attested_on},
+            )
+            return self._researcher_view(s, row)
+
+        return self._run(identity, "researcher.create", prepare, apply)
+
+    def list_researchers(self, identity: Identity, institution: str | None = None) -> list[ResearcherView]:
+        inst_name = v.name(institution) if institution is not None else None
+
+        def prepare(s, now):
+            inst = self._institution(s, inst_name) if inst_name else None
+            return Resource(kind="researcher", institution=inst_name), inst
+
+        def apply(s, principal, inst, _idx, now):
+            q = select(ResearcherRow).order_by(ResearcherRow.email)
+            if inst is not None:
+                q = q.where(ResearcherRow.institution_id == inst.id)
+            return [self._researcher_view(s, r) for r in s.scalars(q).all()]
+
+        return self._run(identity, "researcher.list", prepare, apply)
+
+    def get_researcher(self, identity: Identity, email: str) -> ResearcherView:
+        email = v.email(email)
+
+        def prepare(s, now):
+            row = self._researcher(s, email)
+            return Resource(kind="researcher", id=email), row
+
+        return self._run(identity, "researcher.read", prepare, lambda s, p, row, i, n: self._researcher_view(s, row))
+
+    def attest_researcher(self, identity: Identity, email: str, on: date | None = None) -> ResearcherView:
+        """Record a researcher's annual re-attestation (their access lapses 365 days after the last one)."""
+        email = v.email(email)
+
+        def prepare(s, now):
+            row = self._researcher(s, email)
+            if on is not None and on > now.date():
+                raise Invalid("an attestation cannot be dated in the future")
+            return Resource(kind="researcher", id=email), row
+
+        def apply(s, principal, row, _idx, now):
+            row.attested_on = on or now.date()
+            self.audit.record(
+                s, "researcher.attested", principal.name, f"researcher:{email}", {"attested_on": row.attested_on}
+            )
+            return self._researcher_view(s, row)
+
+        return self._run(identity, "researcher.attest", prepare, apply)
+
+    # ------------------------------------------------------------------ applications
+
+    def add_application(
+        self,
+        identity: Identity,
+        app_id: str,
+        institution: str,
+        fields: list[str] | str,
+        *,
+        title: str = "",
+        purpose: str = "",
+        pi: str | None = None,
+        members: list[str] | None = None,
+        starts_on: date | None = None,
+        expires_on: date | None = None,
+    ) -> ApplicationView:
+        app_id = v.application_id(app_id)
+        institution = v.name(institution)
+        scope = v.fields(fields)
+        title = v.text(title, "title", required=False, limit=500)
+        purpose = v.text(purpose, "purpose", required=False)
+        pi_email = v.email(pi) if pi is not None else None
+        member_emails = [v.email(m) for m in (members or [])]
+        if len(member_emails) > 1000:
+            raise Invalid("at most 1000 members per application")
+
+        def prepare(s, now):
+            if s.get(ApplicationRow, app_id) is not None:
+                raise Conflict(f"application {app_id!r} already exists")
+            inst = self._institution(s, institution)
+            start = starts_on or now.date()
+            end = expires_on or (start + timedelta(days=3 * 365))
+            if end <= start:
+                raise Invalid("an application must expire after it starts")
+            people = []
+            for email in dict.fromkeys(([pi_email] if pi_email else []) + member_emails):
+                r = self._researcher(s, email)
+                if r.institution_id != inst.id:
+                    raise Invalid(f"researcher {email!r} is not a member of {institution!r}")
+                people.append(r)
+            return Resource(kind="application", id=app_id, institution=institution), (inst, start, end, people)
+
+        def apply(s, principal, state, _idx, now):
+            inst, start, end, people = state
+            pi_row = people[0] if pi_email else None
+            row = ApplicationRow(
+                id=app_id,
+                title=title,
+                purpose=purpose,
+                institution_id=inst.id,
+                pi_id=pi_row.id if pi_row else None,
+                fields=scope,
+                starts_on=start,
+                expires_on=end,
+                status="draft",
+                created_at=now,
+            )
+            s.add(row)
+            s.flush()
+            for r in people:
+                s.add(ApplicationMemberRow(application_id=app_id, researcher_id=r.id))
+            s.flush()
+            self.audit.record(
+                s,
+                "application.created",
+                principal.name,
+                f"application:{app_id}",
+                {
+                    "institution": institution,
+                    "fields": scope,
+                    "starts_on": start,
+                    "expires_on": end,
+                    "pi": pi_email,
+                    "members": [r.email for r in people],
+                    "title": title,
+                },
+            )
+            return self._app_view(s, row, now)
+
+        return self._run(identity, "application.create", prepare, apply)
+
+    def add_member(self, identity: Identity, app_id: str, email: str) -> ApplicationView:
+        app_id = v.application_id(app_id)
+        email = v.email(email)
+
+        def prepare(s, now):
+            row = self._application(s, app_id)
+            r = self._researcher(s, email)
+            if r.institution_id != row.institution_id:
+                raise Invalid(f"researcher {email!r} belongs to another institution")
+            if s.get(ApplicationMemberRow, (app_id, r.id)) is not None:
+                raise Conflict(f"{email!r} is already a member of {app_id}")
+            return Resource(kind="application", id=app_id, application=self._app_info(s, row)), (row, r)
+
+        def apply(s, principal, state, _idx, now):
+            row, r = state
+            s.add(ApplicationMemberRow(application_id=app_id, researcher_id=r.id))
+            s.flush()
+            self.audit.record(s, "application.member_added", principal.name, f"application:{app_id}", {"member": email})
+            return self._app_view(s, row, now)
+
+        return self._run(identity, "application.members.add", prepare, apply)
+
+    def approve_application(self, identity: Identity, app_id: str) -> ApplicationView:
+        """A committee vote. Approved at once while the committee has fewer than two members; otherwise on
+        the second distinct member's vote (four eyes)."""
+        app_id = v.application_id(app_id)
+        subject = f"application:{app_id}"
+
+        def prepare(s, now):
+            row = self._application(s, app_id)
+            if row.status != "draft":
+                raise Conflict(f"application {app_id} is {row.status}, only a draft can be approved")
+            if now.date() >= row.expires_on:
+                raise Conflict(f"application {app_id} expired on {row.expires_on}")
+            voters = frozenset(
+                s.scalars(
+                    select(CommitteeVoteRow.voter).where(
+                        CommitteeVoteRow.subject == subject, CommitteeVoteRow.action == "approve"
+                    )
+                ).all()
+            )
+            info = self._app_info(s, row)
+            return Resource(kind="application", id=app_id, application=info, voters=voters), row
+
+        def apply(s, principal, row, _idx, now):
+            s.add(CommitteeVoteRow(subject=subject, action="approve", voter=principal.name, at=now))
+            s.flush()
+            voters = set(
+                s.scalars(
+                    select(CommitteeVoteRow.voter).where(
+                        CommitteeVoteRow.subject == subject, CommitteeVoteRow.action == "approve"
+                    )
+                ).all()
+            )
+            needed = 2 if self._committee_size(s) >= 2 else 1
+            if len(voters) >= needed:
+                row.status = "approved"
+                row.approved_at = now
+                self.audit.record(s, "application.approved", principal.name, subject, {"approvals": sorted(voters)})
+            else:
+                self.audit.record(
+                    s, "application.vote", principal.name, subject, {"approvals": sorted(voters), "needed": needed}
+                )
+            s.flush()
+            return self._app_view(s, row, now)
+
+        return self._run(identity, "application.approve", prepare, apply)
+
+    def list_applications(self, identity: Identity, institution: str | None = None) -> list[ApplicationView]:
+        inst_name = v.name(institution) if institution is not None else None
+
+        def prepare(s, now):
+            inst = self._institution(s, inst_name) if inst_name else None
+            return Resource(kind="application", institution=inst_name), inst
+
+        def apply(s, principal, inst, _idx, now):
+            q = select(ApplicationRow).order_by(ApplicationRow.id)
+            if inst is not None:
+                q = q.where(ApplicationRow.institution_id == inst.id)
+            if not principal.is_staff:  # a researcher sees the applications they belong to
+                q = (
+                    q.join(ApplicationMemberRow, ApplicationMemberRow.application_id == ApplicationRow.id)
+                    .join(ResearcherRow, ResearcherRow.id == ApplicationMemberRow.researcher_id)
+                    .where(ResearcherRow.email == principal.researcher)
+                )
+            return [self._app_view(s, r, now) for r in s.scalars(q).all()]
+
+        return self._run(identity, "application.list", prepare, apply)
+
+    def get_application(self, identity: Identity, app_id: str) -> ApplicationView:
+        app_id = v.application_id(app_id)
+
+        def prepare(s, now):
+            row = self._application(s, app_id)
+            return Resource(kind="application", id=app_id, application=self._app_info(s, row)), row
+
+        return self._run(identity, "application.read", prepare, lambda s, p, row, i, n: self._app_view(s, row, n))
+
+    def check_access(
+        self, identity: Identity, app_id: str, fields: list[str] | str, *, action: str = "application.access"
+    ) -> AccessDecision:
+        """May the caller reach ``fields`` under application ``app_id`` now? The decision is ledgered and
+        returned (allow or deny); callers that go on to release data raise on deny."""
+        app_id = v.application_id(app_id)
+        wanted = v.fields(fields)
+        if action not in ("application.access", "release.create"):
+            raise Invalid(f"{action!r} is not a data-access action")
+        with self.db.session() as s:
+            self._lock(s)
+            now = self._now()
+            row = self._application(s, app_id)
+            resource = Resource(kind="application", id=app_id, application=self._app_info(s, row), fields=tuple(wanted))
+            _p, d, idx = self._decide(s, identity, action, resource, now)
+        return AccessDecision(d.allow, d.reason, action, app_id, wanted, idx)
+
+    # ------------------------------------------------------------------ suspensions
+
+    def _target(self, s: Session, scope: str, target: str | None) -> tuple[str, Any]:
+        if scope == "platform":
+            return "", None
+        if target is None:
+            raise Invalid(f"a {scope} suspension needs a target")
+        if scope == "institution":
+            row = self._institution(s, v.name(target))
+            return row.name, row
+        if scope == "application":
+            row = self._application(s, v.application_id(target))
+            return row.id, row
+        row = self._researcher(s, v.email(target))
+        return row.email, row
+
+    def _revoke_tokens(self, s: Session, scope: str, target: str, row: Any, why: str, now) -> int:
+        q = update(ApiTokenRow).where(ApiTokenRow.revoked_at.is_(None)).values(revoked_at=now, revoked_reason=why)
+        if scope == "application":
+            q = q.where(ApiTokenRow.application_id == target)
+        else:
+            accounts = select(AccountRow.id).where(AccountRow.researcher_id.is_not(None))
+            if scope == "institution":
+                accounts = accounts.where(
+                    AccountRow.researcher_id.in_(select(ResearcherRow.id).where(ResearcherRow.institution_id == row.id))
+                )
+            elif scope == "researcher":
+                accounts = accounts.where(AccountRow.researcher_id == row.id)
+            q = q.where(ApiTokenRow.account_id.in_(accounts))
+        return s.execute(q).rowcount or 0
+
+    def suspend(
+        self, identity: Identity, scope: str, target: str | None, reason: str, *, revoke: bool = False
+    ) -> SuspensionView:
+        """Suspend (or, with ``revoke``, revoke) a scope. Effective on the very next request; tokens issued
+        under the scope stop working. A revocation is lifted only by a committee decision."""
+        scope = v.scope(scope)
+        reason = v.text(reason, "reason")
+        kind = "revocation" if revoke else "suspension"
+        if revoke and scope == "platform":
+            raise Invalid("the platform can be suspended, not revoked")
+
+        def prepare(s, now):
+            name, row = self._target(s, scope, target)
+            active = s.scalar(
+                select(SuspensionRow.id).where(
+                    SuspensionRow.scope == scope,
+                    SuspensionRow.target == name,
+                    SuspensionRow.kind == kind,
+                    SuspensionRow.lifted_at.is_(None),
+                )
+            )
+            if active is not None:
+                raise Conflict(f"{scope} {name or ''} already has an active {kind} (#{active})".replace("  ", " "))
+            info = self._app_info(s, row) if scope == "application" else None
+            res = Resource(
+                kind="suspension",
+                id=f"{scope}:{name}" if name else scope,
+                institution=name if scope == "institution" else None,
+                application=info,
+            )
+            return res, (name, row)
+
+        def apply(s, principal, state, _idx, now):
+            name, row = state
+            srow = SuspensionRow(
+                scope=scope, target=name, kind=kind, reason=reason, actor=principal.name, created_at=now
+            )
+            s.add(srow)
+            s.flush()
+            new_status = "revoked" if revoke else "suspended"
+            if row is not None and not (row.status == "revoked" and not revoke):
+                row.status = new_status
+            tokens = self._revoke_tokens(s, scope, name, row, f"{kind} #{srow.id}", now)
+            idx = self.audit.record(
+                s,
+                f"{kind}.created",
+                principal.name,
+                f"{scope}:{name}" if name else scope,
+                {
+                    "suspension": srow.id,
+                    "scope": scope,
+                    "target": name,
+                    "kind": kind,
+                    "reason": reason,
+                    "tokens_revoked": tokens,
+                },
+            )
+            return self._susp_view(s, srow, idx)
+
+        return self._run(identity, "suspension.create", prepare, apply)
+
+    def reinstate(self, identity: Identity, scope: str, target: str | None, reason: str) -> list[SuspensionView]:
+        """Lift the active suspensions and revocations of a scope. Lifting a revocation is a committee
+        decision (four eyes once the committee has two members: the first vote is recorded)."""
+        scope = v.scope(scope)
+        reason = v.text(reason, "reason")
+
+        def prepare(s, now):
+            name, row = self._target(s, scope, target)
+            active = s.scalars(
+                select(SuspensionRow)
+                .where(SuspensionRow.scope == scope, SuspensionRow.target == name, SuspensionRow.lifted_at.is_(None))
+                .order_by(SuspensionRow.id)
+            ).all()
+            if not active:
+                raise Conflict(f"{scope} {name} has no active suspension".replace("  ", " "))
+            revocations = [a for a in active if a.kind == "revocation"]
+            voters: frozenset[str] = frozenset()
+            if revocations:
+                voters = frozenset(
+                    s.scalars(
+                        select(CommitteeVoteRow.voter).where(
+                            CommitteeVoteRow.subject == f"suspension:{revocations[0].id}",
+                            CommitteeVoteRow.action == "lift",
+                        )
+                    ).all()
+                )
+            info = self._app_info(s, row) if scope == "application" else None
+            res = Resource(
+                kind="suspension",
+                id=f"{scope}:{name}" if name else scope,
+                institution=name if scope == "institution" else None,
+                application=info,
+                revocation=bool(revocations),
+                voters=voters,
+            )
+            return res, (name, row, active, revocations)
+
+        def apply(s, principal, state, _idx, now):
+            name, row, active, revocations = state
+            if revocations:
+                subject = f"suspension:{revocations[0].id}"
+                s.add(CommitteeVoteRow(subject=subject, action="lift", voter=principal.name, at=now))
+                s.flush()
+                voters = set(
+                    s.scalars(
+                        select(CommitteeVoteRow.voter).where(
+                            CommitteeVoteRow.subject == subject, CommitteeVoteRow.action == "lift"
+                        )
+                    ).all()
+                )
+                needed = 2 if self._committee_size(s) >= 2 else 1
+                if len(voters) < needed:
+                    idx = self.audit.record(
+                        s,
+                        "revocation.vote",
+                        principal.name,
+                        f"{scope}:{name}",
+                        {
+                            "suspension": revocations[0].id,
+                            "approvals": sorted(voters),
+                            "needed": needed,
+                            "reason": reason,
+                        },
+                    )
+                    return [self._susp_view(s, a, idx) for a in active]
+            idx = None
+            for a in active:
+                a.lifted_at, a.lifted_by, a.lift_reason = now, principal.name, reason
+                idx = self.audit.record(
+                    s,
+                    f"{a.kind}.lifted",
+                    principal.name,
+                    f"{scope}:{name}" if name else scope,
+                    {"suspension": a.id, "scope": scope, "target": name, "kind": a.kind, "reason": reason},
+                )
+            if row is not None:
+                if scope == "application":
+                    row.status = "approved" if row.approved_at is not None else "draft"
+                else:
+                    row.status = "active"
+            s.flush()
+            return [self._susp_view(s, a, idx) for a in active]
+
+        return self._run(identity, "suspension.lift", prepare, apply)
+
+    def list_suspensions(self, identity: Identity, *, active_only: bool = False) -> list[SuspensionView]:
+        def apply(s, principal, _state, _idx, now):
+            q = select(SuspensionRow).order_by(SuspensionRow.id)
+            if active_only:
+                q = q.where(SuspensionRow.lifted_at.is_(None))
+            return [self._susp_view(s, r) for r in s.scalars(q).all()]
+
+        return self._run(identity, "suspension.list", lambda s, now: (Resource(kind="suspension"), None), apply)
+
+    # ------------------------------------------------------------------ accounts and tokens
+
+    def add_account(
+        self,
+        identity: Identity,
+        username: str,
+        roles: list[str],
+        *,
+        password: str | None = None,
+        researcher: str | None = None,
+    ) -> AccountView:
+        username = v.username(username)
+        if not isinstance(roles, list | tuple) or not roles:
+            raise Invalid("roles must be a non-empty list")
+        bad = [r for r in roles if r not in ALL_ROLES]
+        if bad:
+            raise Invalid(f"unknown role(s) {bad}; roles are {', '.join(sorted(ALL_ROLES))}")
+        if (Role.RESEARCHER.value in roles) != (researcher is not None):
+            raise Invalid("an account has the researcher role exactly when it is linked to a researcher")
+        if researcher is not None and len(roles) > 1:
+            raise Invalid("a researcher account cannot also hold custodian roles")
+        email = v.email(researcher) if researcher is not None else None
+        pw_hash = hash_password(v.password(password)) if password is not None else None
+
+        def prepare(s, now):
+            if s.scalar(select(AccountRow.id).where(AccountRow.username == username)):
+                raise Conflict(f"account {username!r} already exists")
+            r = self._researcher(s, email) if email else None
+            return Resource(kind="account", id=username), r
+
+        def apply(s, principal, r, _idx, now):
+            row = AccountRow(
+                username=username,
+                password_hash=pw_hash,
+                roles=sorted(set(roles)),
+                researcher_id=r.id if r else None,
+                status="active",
+                created_at=now,
+            )
+            s.add(row)
+            s.flush()
+            self.audit.record(
+                s,
+                "account.created",
+                principal.name,
+                f"account:{username}",
+                {"roles": sorted(set(roles)), "researcher": email},
+            )
+            return self._account_view(s, row)
+
+        return self._run(identity, "account.create", prepare, apply)
+
+    def list_accounts(self, identity: Identity) -> list[AccountView]:
+        def apply(s, principal, _state, _idx, now):
+            rows = s.scalars(select(AccountRow).order_by(AccountRow.username)).all()
+            return [self._account_view(s, r) for r in rows]
+
+        return self._run(identity, "account.list", lambda s, now: (Resource(kind="account"), None), apply)
+
+    def create_token(
+        self,
+        identity: Identity,
+        *,
+        username: str | None = None,
+        application: str | None = None,
+        days: int = 30,
+        label: str = "",
+    ) -> IssuedToken:
+        """Issue an API token (shown once) for ``username`` (default: the caller), optionally restricted to
+        one application. Only a custodian admin issues tokens for others."""
+        target = v.username(username) if username is not None else identity.name
+        app_id = v.application_id(application) if application is not None else None
+        days = self._days(days)
+        label = v.text(label, "label", required=False, limit=200)
+
+        def prepare(s, now):
+            acc = s.scalar(select(AccountRow).where(AccountRow.username == target))
+            if acc is None:
+                raise NotFound(f"no account {target!r}")
+            if app_id is not None:
+                self._application(s, app_id)
+            return Resource(kind="token", id=target, owner=target), acc
+
+        def apply(s, principal, acc, _idx, now):
+            return self._issue(s, acc.id, app_id, days, label, principal.name, now)
+
+        return self._run(identity, "token.create", prepare, apply)
+
+    def list_tokens(self, identity: Identity) -> list[TokenView]:
+        def apply(s, principal, _state, _idx, now):
+            q = select(ApiTokenRow).order_by(ApiTokenRow.id)
+            if Role.CUSTODIAN_ADMIN.value not in principal.roles and Role.AUDITOR.value not in principal.roles:
+                q = q.join(AccountRow, AccountRow.id == ApiTokenRow.account_id).where(
+                    AccountRow.username == principal.name
+                )
+            return [self._token_view(s, r) for r in s.scalars(q).all()]
+
+        return self._run(identity, "token.list", lambda s, now: (Resource(kind="token"), None), apply)
+
+    def revoke_token(self, identity: Identity, token_id: int, reason: str = "revoked by its owner") -> TokenView:
+        if isinstance(token_id, bool) or not isinstance(token_id, int):
+            raise Invalid("token id must be an integer")
+        reason = v.text(reason, "reason")
+
+        def prepare(s, now):
+            row = s.get(ApiTokenRow, token_id)
+            if row is None:
+                raise NotFound(f"no token {token_id}")
+            if row.revoked_at is not None:
+                raise Conflict(f"token {token_id} is already revoked")
+            owner = s.scalar(select(AccountRow.username).where(AccountRow.id == row.account_id))
+            return Resource(kind="token", id=str(token_id), owner=owner), row
+
+        def apply(s, principal, row, _idx, now):
+            row.revoked_at, row.revoked_reason = now, reason
+            self.audit.record(s, "token.revoked", principal.name, f"token:{token_id}", {"reason": reason})
+            s.flush()
+            return self._token_view(s, row)
+
+        return self._run(identity, "token.revoke", prepare, apply)
+
+
+__all__ = ["LOCAL_OPERATOR", "Registry"]
