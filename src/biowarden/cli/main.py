@@ -22,8 +22,6 @@ app = typer.Typer(
 # (module, attribute, sub-command name or None to add the module's commands at top level)
 _REGISTRY: list[tuple[str, str, str | None]] = [
     ("biowarden.cli.demo_cmd", "register", None),
-    ("biowarden.cli.cohort_cmd", "register", "cohort"),
-    ("biowarden.cli.privacy_cmd", "register", None),
     ("biowarden.cli.ledger_cmd", "register", "ledger"),
     ("biowarden.cli.registry_cmd", "register", None),
 ]
