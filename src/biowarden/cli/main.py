@@ -22,6 +22,7 @@ app = typer.Typer(
 # (module, attribute, sub-command name or None to add the module's commands at top level)
 _REGISTRY: list[tuple[str, str, str | None]] = [
     ("biowarden.cli.demo_cmd", "register", None),
+    ("biowarden.cli.cohort_cmd", "register", "cohort"),
     ("biowarden.cli.ledger_cmd", "register", "ledger"),
     ("biowarden.cli.registry_cmd", "register", None),
 ]
