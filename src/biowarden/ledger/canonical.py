@@ -52,7 +52,7 @@ def _number(x: float) -> str:
         raise CanonicalJSONError(f"{x!r} cannot be written as JSON")
     if x == 0:
         return "0"
-    if x.is_integer() and abs(x) < 1e21:
+    if x.is_integer() and abs(x) < 2**53:  # exact integers; larger ones take the digit path below
         return str(int(x))
     # repr gives the shortest round-tripping digits (as ECMAScript does); re-lay them out per ES rules:
     # the value is 0.d1..dk x 10^n.

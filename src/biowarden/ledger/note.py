@@ -64,10 +64,10 @@ class NoteVerifier:
     @classmethod
     def from_text(cls, vkey: str) -> NoteVerifier:
         """Parse a verifier key ``name+hexid+base64(0x01 || key)``."""
-        parts = vkey.strip().split("+")
-        if len(parts) < 3:
+        parts = vkey.strip().split("+", 2)  # the name has no '+'; the base64 key may
+        if len(parts) != 3:
             raise NoteError("a verifier key reads name+keyid+base64key")
-        name, hexid, b64 = "+".join(parts[:-2]), parts[-2], parts[-1]
+        name, hexid, b64 = parts
         try:
             raw = base64.b64decode(b64, validate=True)
         except binascii.Error:
