@@ -1,0 +1,330 @@
+"""Layered detectors over activities, with per-actor state kept in memory.
+
+1. Hard rules, checked BEFORE an export leaves (``precheck``), failing closed: a single export of a large
+   share of the cohort without a committee exception; any export under an expired application.
+2. Robust z-scores (median and MAD of log cells) against the researcher's own history, or against peers
+   while the researcher has little history.
+3. An EWMA of the fraction of NEW participants in each export of an application: ordinary projects re-pull
+   their study population, so after the first pulls almost nothing is new; slow, steady pulls (salami
+   slicing) bring new participants export after export and the average stays near one.
+4. Coordinated pulls: institutions whose recent exports overlap far less than independent draws would
+   (observed intersection << |A||B|/N) and whose union covers much of the cohort: the April 2026 pattern.
+5. Context: unusual hour for the actor, a new network or client, a dormant account waking, bursts of
+   requests or of denied requests, activity near expiry, approaching a quota.
+
+Each alert carries a score; an actor's risk is the decayed sum of its scores. Critical alerts and risk
+over the threshold ask for suspension; the escalation ladder in ``incidents`` decides what happens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+from pyroaring import BitMap
+
+from biowarden.monitor.activity import Activity
+
+INFO, WARN, CRITICAL = "info", "warn", "critical"
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    cohort_size: int
+    bulk_share: float = 0.10  # one export of >= 10% of the cohort needs a committee exception
+    z_warn: float = 4.0
+    mad_floor: float = 0.5  # in log cells: z = 4 is at least e^2 (7.4x) the typical export
+    platform_peer_margin: float = 2.0  # platform-wide peers are heterogeneous: demand 2 more SDs
+    z_critical: float = 8.0
+    min_history: int = 5
+    ewma_lambda: float = 0.5
+    ewma_alarm: float = 0.9  # alarm when the smoothed new fraction stays above 90%...
+    ewma_min_exports: int = 5  # ...over at least five exports...
+    ewma_min_share: float = 0.01  # ...once the application holds at least 1% of the cohort
+    coord_window: timedelta = timedelta(days=7)
+    coord_min_new_share: float = 0.002  # only exports adding >= 0.2% new participants are compared
+    coord_overlap_ratio: float = 0.2  # observed overlap below 20% of the independent expectation
+    coord_min_expected: float = 25.0
+    coord_union_share: float = 0.05  # alarm when the disjoint group's union reaches 5% of the cohort
+    night_hours: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    dormant: timedelta = timedelta(days=90)
+    burst_window: timedelta = timedelta(minutes=10)
+    burst_count: int = 30
+    denied_window: timedelta = timedelta(hours=1)
+    denied_count: int = 5
+    near_expiry: timedelta = timedelta(days=7)
+    risk_half_life: timedelta = timedelta(days=3)
+    risk_suspend: float = 3.0
+    scores: dict[str, float] = field(default_factory=lambda: {INFO: 0.25, WARN: 1.0, CRITICAL: 10.0})
+
+
+def _robust(values: list[float]) -> tuple[float, float]:
+    """Median and MAD (scaled to a standard deviation)."""
+    arr = np.asarray(values)
+    med = float(np.median(arr))
+    return med, float(np.median(np.abs(arr - med))) * 1.4826
+
+
+@dataclass(frozen=True)
+class Alert:
+    at: datetime
+    detector: str
+    severity: str
+    scope: str  # researcher | application | institution
+    target: str
+    detail: str
+    block: bool = False  # precheck: the export must not leave
+    related: tuple[tuple[str, str], ...] = ()  # other (scope, target) pairs implicated
+
+
+@dataclass
+class _Actor:
+    last_at: datetime | None = None
+    log_cells: list[float] = field(default_factory=list)
+    hours: np.ndarray = field(default_factory=lambda: np.zeros(24, dtype=np.int64))
+    networks: set[str] = field(default_factory=set)
+    clients: set[str] = field(default_factory=set)
+    recent: deque = field(default_factory=deque)  # times of recent requests
+    denied: deque = field(default_factory=deque)
+    risk: float = 0.0
+    risk_at: datetime | None = None
+
+
+@dataclass
+class _Application:
+    coverage: BitMap = field(default_factory=BitMap)
+    exports: int = 0
+    ewma: float | None = None
+    log_cells: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Institution:
+    recent: deque = field(default_factory=deque)  # (at, bitmap of participants new to the institution)
+    coverage: BitMap = field(default_factory=BitMap)
+    new_union: BitMap | None = None
+
+
+class Monitor:
+    def __init__(self, config: MonitorConfig) -> None:
+        self.config = config
+        self.researchers: dict[str, _Actor] = defaultdict(_Actor)
+        self.applications: dict[str, _Application] = defaultdict(_Application)
+        self.institutions: dict[str, _Institution] = defaultdict(_Institution)
+        self._peer_log_cells: list[float] = []
+        self._peer_stats: tuple[float, float] | None = None
+        self._peer_seen = 0
+
+    # -- 1. hard rules, before the export leaves --------------------------------------------------------
+    def precheck(self, act: Activity, *, exception: bool = False) -> list[Alert]:
+        c = self.config
+        alerts: list[Alert] = []
+        if act.app_expires is not None and act.at >= act.app_expires:
+            alerts.append(Alert(act.at, "expired_application", CRITICAL, "application", act.application,
+                                f"export requested {act.at - act.app_expires} after the application expired",
+                                block=True, related=(("researcher", act.researcher),)))
+        for a in self._size(act, self.researchers[act.researcher]):
+            if a.severity == CRITICAL:
+                alerts.append(Alert(a.at, a.detector, a.severity, a.scope, a.target, a.detail, block=True,
+                                    related=(("application", act.application),)))
+        share = act.rows / c.cohort_size
+        if share >= c.bulk_share and not exception:
+            alerts.append(Alert(act.at, "bulk_export", CRITICAL, "researcher", act.researcher,
+                                f"one export of {share:.1%} of the cohort ({act.rows:,} participants x "
+                                f"{act.fields} fields) without a committee exception", block=True,
+                                related=(("application", act.application),)))
+        return alerts
+
+    # -- 2-5. after an activity -------------------------------------------------------------------------
+    def observe(self, act: Activity) -> list[Alert]:
+        alerts: list[Alert] = []
+        r = self.researchers[act.researcher]
+        if act.kind == "denied":
+            alerts += self._denied(act, r)
+        else:
+            alerts += self._context(act, r)
+            alerts += [a for a in self._size(act, r) if a.severity != CRITICAL]  # critical: blocked in precheck
+            if act.participants is not None:
+                alerts += self._growth(act)
+                alerts += self._coordinated(act)
+            self._learn(act, r)
+        for a in alerts:
+            self._add_risk(a)
+        return alerts
+
+    def risk(self, researcher: str, at: datetime) -> float:
+        r = self.researchers.get(researcher)
+        if r is None or r.risk_at is None:
+            return 0.0
+        return r.risk * self._decay(at - r.risk_at)
+
+    def _decay(self, dt: timedelta) -> float:
+        return 0.5 ** (max(dt.total_seconds(), 0.0) / self.config.risk_half_life.total_seconds())
+
+    def _add_risk(self, alert: Alert) -> None:
+        if alert.scope != "researcher":
+            return
+        r = self.researchers[alert.target]
+        r.risk = self.risk(alert.target, alert.at) + self.config.scores[alert.severity]
+        r.risk_at = alert.at
+
+    def _denied(self, act: Activity, r: _Actor) -> list[Alert]:
+        c = self.config
+        r.denied.append(act.at)
+        while r.denied and act.at - r.denied[0] > c.denied_window:
+            r.denied.popleft()
+        if len(r.denied) == c.denied_count:
+            return [Alert(act.at, "denied_burst", WARN, "researcher", act.researcher,
+                          f"{len(r.denied)} denied requests within {c.denied_window}")]
+        return []
+
+    def _context(self, act: Activity, r: _Actor) -> list[Alert]:
+        c = self.config
+        out: list[Alert] = []
+        n_hist = int(r.hours.sum())
+        if n_hist >= c.min_history:
+            hour_share = r.hours[act.at.hour] / n_hist
+            if act.at.hour in c.night_hours and hour_share < 0.02:
+                out.append(Alert(act.at, "unusual_hour", INFO, "researcher", act.researcher,
+                                 f"activity at {act.at:%H:%M}, an hour this researcher has used "
+                                 f"{hour_share:.0%} of the time"))
+            if act.network and r.networks and act.network not in r.networks:
+                out.append(Alert(act.at, "new_network", INFO, "researcher", act.researcher,
+                                 f"first activity from network {act.network}"))
+            if act.client and r.clients and act.client not in r.clients:
+                out.append(Alert(act.at, "new_client", INFO, "researcher", act.researcher,
+                                 f"first activity from client {act.client}"))
+        if r.last_at is not None and act.at - r.last_at >= c.dormant:
+            out.append(Alert(act.at, "dormant_wakes", WARN, "researcher", act.researcher,
+                             f"first activity after {(act.at - r.last_at).days} days"))
+        r.recent.append(act.at)
+        while r.recent and act.at - r.recent[0] > c.burst_window:
+            r.recent.popleft()
+        if len(r.recent) == c.burst_count:
+            out.append(Alert(act.at, "request_burst", WARN, "researcher", act.researcher,
+                             f"{len(r.recent)} exports within {c.burst_window}"))
+        if act.app_expires is not None and timedelta(0) <= act.app_expires - act.at <= c.near_expiry:
+            share = act.rows / c.cohort_size
+            if share >= c.bulk_share / 4:
+                out.append(Alert(act.at, "pull_near_expiry", WARN, "application", act.application,
+                                 f"{share:.1%} of the cohort pulled {(act.app_expires - act.at).days} days "
+                                 "before the application expires", related=(("researcher", act.researcher),)))
+        return out
+
+    def _size(self, act: Activity, r: _Actor) -> list[Alert]:
+        c = self.config
+        x = math.log1p(act.cells)
+        app = self.applications[act.application]
+        shift = 0.0
+        if len(r.log_cells) >= c.min_history:
+            med, mad = _robust(r.log_cells[-200:])
+            basis = "own history"
+        elif len(app.log_cells) >= c.min_history:  # a new account: its application's colleagues are its peers
+            med, mad = _robust(app.log_cells[-200:])
+            basis = "application's researchers"
+        else:  # a new account in a new application: the whole platform, with a stricter bar
+            if len(self._peer_log_cells) < 50:
+                return []
+            if self._peer_stats is None:
+                self._peer_stats = _robust(self._peer_log_cells)
+            med, mad = self._peer_stats
+            basis, shift = "platform's researchers", c.platform_peer_margin
+        z = (x - med) / max(mad, c.mad_floor) - shift
+        if z < c.z_warn:
+            return []
+        severity = CRITICAL if z >= c.z_critical else WARN
+        return [Alert(act.at, "export_size", severity, "researcher", act.researcher,
+                      f"export of {act.cells:,} cells is {z:.1f} robust SDs above the {basis}")]
+
+    def _growth(self, act: Activity) -> list[Alert]:
+        c = self.config
+        app = self.applications[act.application]
+        assert act.participants is not None
+        size = len(act.participants)
+        new = size - act.participants.intersection_cardinality(app.coverage)
+        fraction = new / max(size, 1)
+        if app.exports >= 1:  # the first pull is all new by definition
+            app.ewma = fraction if app.ewma is None else c.ewma_lambda * fraction + (1 - c.ewma_lambda) * app.ewma
+        app.coverage |= act.participants
+        app.exports += 1
+        share = len(app.coverage) / c.cohort_size
+        if (app.ewma is not None and app.ewma >= c.ewma_alarm and app.exports >= c.ewma_min_exports
+                and share >= c.ewma_min_share):
+            app.ewma = None  # re-arm
+            return [Alert(act.at, "steady_coverage_growth", CRITICAL, "application", act.application,
+                          f"export after export brings new participants: the application now holds "
+                          f"{share:.1%} of the cohort",
+                          related=(("researcher", act.researcher), ("institution", act.institution)))]
+        return []
+
+    def _coordinated(self, act: Activity) -> list[Alert]:
+        c = self.config
+        assert act.participants is not None
+        inst = self.institutions[act.institution]
+        new = act.participants - inst.coverage
+        inst.coverage |= act.participants
+        while inst.recent and act.at - inst.recent[0][0] > c.coord_window:
+            inst.recent.popleft()
+            inst.new_union = None
+        if len(new) / c.cohort_size < c.coord_min_new_share:
+            return []
+        inst.recent.append((act.at, new))
+        inst.new_union = None
+        mine = self._new_union(inst)
+        group = [act.institution]
+        union = mine.copy()
+        n = c.cohort_size
+        for name, other in self.institutions.items():
+            if name == act.institution:
+                continue
+            while other.recent and act.at - other.recent[0][0] > c.coord_window:
+                other.recent.popleft()
+                other.new_union = None
+            if not other.recent:
+                continue
+            theirs = self._new_union(other)
+            expected = len(mine) * len(other.coverage) / n
+            if expected < c.coord_min_expected:
+                continue
+            observed = mine.intersection_cardinality(other.coverage)
+            if observed <= c.coord_overlap_ratio * expected:
+                group.append(name)
+                union |= theirs
+        if len(group) >= 2 and len(union) / n >= c.coord_union_share:
+            names = ", ".join(sorted(group))
+            return [Alert(act.at, "coordinated_disjoint_pulls", CRITICAL, "institution", g,
+                          f"institutions {names} pulled near-disjoint slices covering {len(union) / n:.1%} "
+                          f"of the cohort within {c.coord_window.days} days",
+                          related=tuple(("institution", o) for o in sorted(group) if o != g)) for g in sorted(group)]
+        return []
+
+    @staticmethod
+    def _new_union(inst: _Institution) -> BitMap:
+        if inst.new_union is None:
+            inst.new_union = BitMap.union(*(bm for _, bm in inst.recent)) if inst.recent else BitMap()
+        return inst.new_union
+
+    def _learn(self, act: Activity, r: _Actor) -> None:
+        x = math.log1p(act.cells)
+        r.log_cells.append(x)
+        if len(r.log_cells) > 1000:
+            del r.log_cells[:500]
+        app = self.applications[act.application]
+        app.log_cells.append(x)
+        if len(app.log_cells) > 1000:
+            del app.log_cells[:500]
+        self._peer_log_cells.append(x)
+        if len(self._peer_log_cells) > 4000:
+            del self._peer_log_cells[:2000]
+        self._peer_seen += 1
+        if self._peer_seen % 500 == 0:
+            self._peer_stats = None
+        r.hours[act.at.hour] += 1
+        if act.network:
+            r.networks.add(act.network)
+        if act.client:
+            r.clients.add(act.client)
+        r.last_at = act.at

@@ -1,0 +1,139 @@
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from pyroaring import BitMap
+
+from biowarden.keys import KeyRing
+from biowarden.ledger.events import LedgerEvent
+from biowarden.monitor.activity import EXPORT_KIND, Activity, from_event
+from biowarden.monitor.detectors import CRITICAL, WARN, Alert, Monitor, MonitorConfig
+from biowarden.monitor.incidents import NOTIFY, REINSTATE, SUSPEND, IncidentBook, Ladder, LogNotifier
+from biowarden.monitor.replay import replay
+from biowarden.monitor.simulate import ATTACKS, SimConfig, attack, simulate
+from biowarden.store.ledger_store import LedgerStore
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate(SimConfig(cohort_size=250_000, applications=150, institutions=30, months=2, seed=11))
+
+
+def test_every_attack_is_detected(sim):
+    for name in ATTACKS:
+        assert sim.attacks[name].detected, name
+
+
+def test_bulk_pull_and_expired_application_are_stopped_before_anything_leaves(sim):
+    for name in ("bulk_pull", "expired_application", "compromised_account_night"):
+        o = sim.attacks[name]
+        assert o.cells_left == 0 and o.share_left == 0.0, name
+        assert o.time_to_stop == timedelta(0)
+
+
+def test_coordinated_pull_is_stopped_before_ten_percent_leaves(sim):
+    o = sim.attacks["coordinated_three_institutions"]
+    assert 0 < o.share_left < 0.10
+    assert o.cells_left < o.cells_attempted / 3
+
+
+def test_salami_slicing_is_stopped_early(sim):
+    o = sim.attacks["salami_slicing"]
+    assert o.share_left < 0.05 and o.cells_left < o.cells_attempted / 5
+
+
+def test_ordinary_traffic_is_not_suspended(sim):
+    assert sim.researcher_months > 1000
+    assert sim.false_suspensions_per_1000 < 1.0
+
+
+def _export(at, who="r@a", app="A-1", inst="I", eids=range(100), fields=10, **kw) -> Activity:
+    bm = BitMap(np.asarray(list(eids), dtype=np.uint32))
+    return Activity(at=at, researcher=who, application=app, institution=inst, rows=len(bm), fields=fields,
+                    participants=bm, **kw)
+
+
+def test_precheck_fails_closed_on_bulk_and_expiry_and_respects_exceptions():
+    m = Monitor(MonitorConfig(cohort_size=1000))
+    bulk = _export(T0, eids=range(200))
+    assert any(a.block and a.detector == "bulk_export" for a in m.precheck(bulk))
+    assert not any(a.block for a in m.precheck(bulk, exception=True))
+    late = _export(T0, eids=range(50), app_expires=T0 - timedelta(days=1))
+    assert [a.detector for a in m.precheck(late) if a.block] == ["expired_application"]
+
+
+def test_alerts_within_the_window_merge_and_the_ladder_climbs():
+    book = IncidentBook(Ladder(merge_window=timedelta(minutes=90)), LogNotifier())
+    warn = lambda t: Alert(t, "denied_burst", WARN, "researcher", "r@a", "5 denied")  # noqa: E731
+    first = book.add([warn(T0), warn(T0 + timedelta(minutes=60))])
+    assert [a.kind for a in first] == [NOTIFY] and len(book.incidents) == 1
+    second = book.add([warn(T0 + timedelta(hours=5))])
+    assert [a.kind for a in second] == [SUSPEND] and ("researcher", "r@a") in book.suspended
+    # review: a false positive lifts the suspension and no longer counts
+    assert [a.kind for a in book.review(2, "false_positive")] == [REINSTATE]
+    assert ("researcher", "r@a") not in book.suspended
+    third = book.add([warn(T0 + timedelta(days=2))])
+    assert [a.kind for a in third] == [SUSPEND]  # counts as the second real incident, not the third
+    with pytest.raises(ValueError, match="confirmed"):
+        book.review(1, "maybe")
+
+
+def test_critical_alert_suspends_at_once():
+    book = IncidentBook()
+    acts = book.add([Alert(T0, "coordinated_disjoint_pulls", CRITICAL, "institution", "I", "disjoint")])
+    assert [a.kind for a in acts] == [SUSPEND]
+
+
+def test_coordinated_pulls_found_and_overlapping_studies_left_alone():
+    n = 20_000
+    m = Monitor(MonitorConfig(cohort_size=n))
+    rng = np.random.default_rng(0)
+    order = rng.permutation(n)
+    alerts = []
+    for day in range(4):  # three institutions, disjoint 1% slices
+        for j in range(3):
+            k = day * 3 + j
+            alerts += m.observe(_export(T0 + timedelta(days=day, hours=j), who=f"r{j}", app=f"A{j}", inst=f"I{j}",
+                                        eids=order[k * 200:(k + 1) * 200]))
+    assert {a.target for a in alerts if a.detector == "coordinated_disjoint_pulls"} == {"I0", "I1", "I2"}
+    m2 = Monitor(MonitorConfig(cohort_size=n))
+    pop = rng.choice(n, 4000, replace=False)
+    alerts2 = []
+    for day in range(4):  # three institutions studying overlapping random populations
+        for j in range(3):
+            take = rng.choice(pop, 1500, replace=False)
+            alerts2 += m2.observe(_export(T0 + timedelta(days=day, hours=j), who=f"r{j}", app=f"A{j}", inst=f"I{j}",
+                                          eids=take))
+    assert not [a for a in alerts2 if a.detector == "coordinated_disjoint_pulls"]
+
+
+def test_the_monitor_reads_the_ledger(db):
+    """The real event path: exports are ledger entries; replaying them gives the alerts seen directly."""
+    cfg = SimConfig(cohort_size=20_000)
+    acts = sorted(attack("coordinated_three_institutions", cfg, T0, np.random.default_rng(5)), key=lambda a: a.at)
+    store = LedgerStore(db, KeyRing(b"\x05" * 32))
+    with db.session() as s:
+        store.append_many(s, [LedgerEvent(EXPORT_KIND, f"user:{a.researcher}", f"application:{a.application}",
+                                           a.payload(), at=a.at) for a in acts])
+    direct = Monitor(MonitorConfig(cohort_size=cfg.cohort_size))
+    seen = [(a.detector, a.target) for act in acts for a in direct.observe(act)]
+    result = replay(store.entries(), Monitor(MonitorConfig(cohort_size=cfg.cohort_size)), IncidentBook())
+    assert result.entries == len(acts) == result.activities
+    assert [(a.detector, a.target) for a in result.alerts] == seen
+    assert any(d == "coordinated_disjoint_pulls" for d, _ in seen)
+    assert any(a.kind == SUSPEND for a in result.actions)
+
+
+def test_activity_payload_round_trip_and_denials():
+    act = _export(T0, eids=[1, 5, 9], network="10.0.0.0/24", app_expires=T0 + timedelta(days=3))
+    back = from_event(EXPORT_KIND, T0, act.payload())
+    assert back is not None and list(back.participants) == [1, 5, 9] and back.app_expires == act.app_expires
+    denied = from_event("policy.decision", T0, {"researcher": "r@a"}, decision="deny")
+    assert denied is not None and denied.kind == "denied"
+    assert from_event("policy.decision", T0, {"researcher": "r@a"}, decision="allow") is None
+    m = Monitor(MonitorConfig(cohort_size=1000, denied_count=3))
+    got = [a.detector for i in range(3) for a in m.observe(
+        Activity(T0 + timedelta(minutes=i), "r@a", "A", "I", kind="denied"))]
+    assert got == ["denied_burst"]
