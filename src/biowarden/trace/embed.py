@@ -1,0 +1,449 @@
+"""Embedding the cell-level fingerprint into a release, and reading it back from leaked values.
+
+Marking policy (deny by default): a column carries marks only if the data dictionary gives it the role
+``measure`` and a recorded precision, and it is a plain integer, floating or (where the policy allows)
+date column. Quasi-identifiers, identifiers, sensitive fields, genotypes, lists and text never carry marks.
+Derived fields (BMI = weight / (height / 100)^2) carry no mark of their own: they are recomputed from their
+marked inputs at their recorded precision, so the marks keep the data's exact relations and a correlation
+attack cannot single the marked cells out.
+
+The mark. Let ``k0`` be a cell's value in units of its recorded precision (``172.3`` cm at one decimal is
+``k0 = 1723``), ``s`` the application's code symbol for the cell and ``d = +-1`` the cell's secret
+direction. The marked value is ``k0`` when ``k0 mod 2 = s`` and ``k0 + d`` otherwise: half of the cells
+change, each by exactly one unit, never more. Every application holding the cell has one of the same two
+values ``{k0, k0 + d}``, the one whose parity is its symbol.
+
+Reading is non-blind: the custodian knows ``k0`` (the master value of the linked participant) and ``d``,
+so a leaked value ``u`` reads as the symbol of the nearer of the two candidates, and as an erasure when it
+is more than one unit from both (rounded away, replaced) or missing. A shift of the whole column by one
+unit therefore scrambles symbols (half flip) instead of inverting them, and rounding to fewer digits gives
+erasures, not false evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from biowarden.cohort.fields import PARTICIPANT_COLUMN, Field, Role, parse_column
+from biowarden.keys import KeyRing
+from biowarden.trace import code
+
+KIND_INT = "integer"
+KIND_FLOAT = "decimal"
+KIND_DATE = "date"
+
+
+class MarkingError(ValueError):
+    """A release cannot be marked as asked (no participant ids, a column of the wrong type...)."""
+
+
+# --- derived fields --------------------------------------------------------------------------------------
+
+
+def _bmi(weight: np.ndarray, height: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return weight / (height / 100.0) ** 2
+
+
+# derivations known by the set of input field ids -> (name, function, ordered input field ids)
+KNOWN_DERIVATIONS: dict[frozenset[int], tuple[str, Callable[..., np.ndarray], tuple[int, ...]]] = {
+    frozenset({21002, 50}): ("bmi = weight / (height / 100)^2", _bmi, (21002, 50)),
+}
+
+
+@dataclass(frozen=True)
+class DerivedRule:
+    """``target`` is recomputed as ``function(*inputs)`` at ``precision`` decimals after marking."""
+
+    target: str
+    inputs: tuple[str, ...]
+    function: Callable[..., np.ndarray]
+    precision: int
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class MarkedColumn:
+    column: str
+    precision: int
+    kind: str = KIND_FLOAT
+
+
+@dataclass
+class MarkingPolicy:
+    """Which columns carry marks, at which precision, and which derived columns are recomputed."""
+
+    columns: dict[str, MarkedColumn] = field(default_factory=dict)
+    derived: list[DerivedRule] = field(default_factory=list)
+    fraction: float = 1.0  # share of eligible cells that carry a mark (chosen by the PRF)
+    allow_dates: bool = False
+    eid_column: str = PARTICIPANT_COLUMN
+    skipped: dict[str, str] = field(default_factory=dict)  # column -> why it carries no mark
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction <= 1.0:
+            raise MarkingError("the marked fraction must lie in (0, 1]")
+
+    @classmethod
+    def from_dictionary(
+        cls,
+        dictionary: Any,
+        columns: Iterable[str],
+        *,
+        allow_dates: bool = False,
+        fraction: float = 1.0,
+        exclude: Iterable[str] = (),
+        schema: pa.Schema | None = None,
+    ) -> MarkingPolicy:
+        """Build the policy for ``columns`` from a data dictionary.
+
+        ``dictionary`` may be the cohort's dictionary (anything with ``fields`` or a mapping from field id
+        to :class:`~biowarden.cohort.fields.Field`), or a plain mapping ``column -> (role, precision)``
+        (optionally ``(role, precision, value_type)``). ``schema`` (the release's Arrow schema) decides
+        integer/floating/date columns; without it, dictionary value types do.
+        """
+        excluded = set(exclude)
+        policy = cls(fraction=fraction, allow_dates=allow_dates)
+        cols = [c for c in columns if c != policy.eid_column]
+        infos = {c: field_info(dictionary, c) for c in cols}
+        for col in cols:
+            info = infos[col]
+            if col in excluded:
+                policy.skipped[col] = "excluded by policy"
+                continue
+            if info is None:
+                policy.skipped[col] = "not in the data dictionary"
+                continue
+            role, precision, vtype, derived_from = info
+            if role != Role.MEASURE:
+                policy.skipped[col] = f"role {role}"
+                continue
+            if derived_from:
+                policy.skipped[col] = "derived (recomputed from its marked inputs)"
+                continue
+            kind = _kind(schema.field(col).type if schema is not None and col in schema.names else None, vtype)
+            if kind is None:
+                policy.skipped[col] = "not a numeric or date column"
+                continue
+            if kind == KIND_DATE and not allow_dates:
+                policy.skipped[col] = "dates are not marked under this policy"
+                continue
+            if kind in (KIND_INT, KIND_DATE):
+                precision = 0  # one unit = 1 (mmHg, kg...) or one day
+            elif precision is None:
+                policy.skipped[col] = "no recorded precision"
+                continue
+            policy.columns[col] = MarkedColumn(col, int(precision), kind)
+        for col in cols:
+            info = infos[col]
+            if info is None or not info[3]:
+                continue
+            rule = _derived_rule(col, info, dictionary, cols)
+            if rule is not None:
+                policy.derived.append(rule)
+        return policy
+
+
+def field_info(dictionary: Any, column: str) -> tuple[Role, int | None, str | None, tuple[int, ...]] | None:
+    """(role, precision, value type, derived_from) of a column, from whatever dictionary was given."""
+    entry: Any = None
+    if isinstance(dictionary, Mapping) and column in dictionary:
+        entry = dictionary[column]
+    else:
+        parsed = parse_column(column)
+        fid = parsed[0] if parsed else None
+        if fid is not None:
+            fields = getattr(dictionary, "fields", dictionary)
+            if callable(fields):
+                fields = fields()
+            if isinstance(fields, Mapping):
+                entry = fields.get(fid, fields.get(str(fid)))
+            elif isinstance(fields, Iterable):
+                entry = next((f for f in fields if getattr(f, "field_id", None) == fid), None)
+    if entry is None:
+        return None
+    if isinstance(entry, Field) or hasattr(entry, "role"):
+        return (
+            Role(entry.role),
+            entry.precision,
+            str(entry.value_type),
+            tuple(getattr(entry, "derived_from", ()) or ()),
+        )
+    if isinstance(entry, tuple | list) and len(entry) >= 2:
+        vtype = str(entry[2]) if len(entry) > 2 else None
+        return Role(entry[0]), (None if entry[1] is None else int(entry[1])), vtype, ()
+    raise MarkingError(f"unrecognised dictionary entry for column {column!r}")
+
+
+def _kind(arrow_type: pa.DataType | None, vtype: str | None) -> str | None:
+    if arrow_type is not None:
+        if pa.types.is_integer(arrow_type):
+            return KIND_INT
+        if pa.types.is_floating(arrow_type):
+            return KIND_FLOAT
+        if pa.types.is_date32(arrow_type):
+            return KIND_DATE
+        return None
+    if vtype in ("Integer",):
+        return KIND_INT
+    if vtype in ("Continuous", None):
+        return KIND_FLOAT
+    if vtype == "Date":
+        return KIND_DATE
+    return None
+
+
+def _derived_rule(col: str, info, dictionary: Any, cols: list[str]) -> DerivedRule | None:
+    _role, precision, _vtype, derived_from = info
+    known = KNOWN_DERIVATIONS.get(frozenset(derived_from))
+    parsed = parse_column(col)
+    if known is None or parsed is None or precision is None:
+        return None
+    name, fn, order = known
+    suffix = col[len(str(parsed[0])) :]
+    inputs = tuple(f"{fid}{suffix}" for fid in order)
+    if not all(i in cols for i in inputs):
+        return None
+    return DerivedRule(col, inputs, fn, int(precision), name)
+
+
+# --- the kernel ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MarkReport:
+    application_no: int
+    rows: int = 0
+    marked_columns: list[str] = field(default_factory=list)
+    cells_marked: int = 0  # code positions embedded (non-null cells of marked columns selected by the PRF)
+    cells_changed: int = 0  # of which the value moved by one unit
+    max_change_units: int = 0  # largest change of a marked cell, in units of its recorded precision
+    derived_recomputed: dict[str, int] = field(default_factory=dict)  # column -> cells whose value changed
+    per_column: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def merge(self, other: MarkReport) -> None:
+        self.rows += other.rows
+        self.cells_marked += other.cells_marked
+        self.cells_changed += other.cells_changed
+        self.max_change_units = max(self.max_change_units, other.max_change_units)
+        for k, v in other.derived_recomputed.items():
+            self.derived_recomputed[k] = self.derived_recomputed.get(k, 0) + v
+        for col, d in other.per_column.items():
+            cur = self.per_column.setdefault(col, {"marked": 0, "changed": 0})
+            cur["marked"] += d["marked"]
+            cur["changed"] += d["changed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "application_no": self.application_no,
+            "rows": self.rows,
+            "marked_columns": list(self.marked_columns),
+            "cells_marked": self.cells_marked,
+            "cells_changed": self.cells_changed,
+            "max_change_units": self.max_change_units,
+            "derived_recomputed": dict(self.derived_recomputed),
+            "skipped": dict(self.skipped),
+        }
+
+
+def to_units(values: np.ndarray, precision: int) -> np.ndarray:
+    """Values (float, NaN for missing) in units of the recorded precision, as floats."""
+    return np.asarray(values, dtype=np.float64) * (10.0**precision)
+
+
+def _column_values(arr: pa.ChunkedArray | pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 values with NaN for nulls, valid mask)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if kind == KIND_DATE:
+        arr = arr.cast(pa.int32())
+    valid = (
+        np.ones(len(arr), dtype=bool)
+        if arr.null_count == 0
+        else np.asarray(arr.is_valid().to_numpy(zero_copy_only=False))
+    )
+    vals = arr.to_numpy(zero_copy_only=False)
+    vals = np.asarray(vals, dtype=np.float64)
+    if not valid.all():
+        vals = np.where(valid, vals, np.nan)
+    return vals, valid & np.isfinite(vals)
+
+
+def _rebuild_int(units: np.ndarray, valid: np.ndarray, typ: pa.DataType, kind: str) -> pa.Array:
+    mask = None if valid.all() else ~valid
+    if kind == KIND_DATE:
+        return pa.array(units.astype(np.int32), mask=mask).cast(typ)
+    return pa.array(units.astype(np.int64), mask=mask).cast(typ)
+
+
+def marked_units(k0: np.ndarray, sym: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The marked value (in units): ``k0`` when its parity is the symbol, else ``k0 + direction``."""
+    parity = np.mod(k0, 2).astype(np.int64)
+    return np.where(parity == sym, k0, k0 + direction)
+
+
+def mark_batch(
+    batch: pa.RecordBatch | pa.Table,
+    policy: MarkingPolicy,
+    application_no: int,
+    keyring: KeyRing,
+    eids: np.ndarray | None = None,
+) -> tuple[pa.RecordBatch | pa.Table, MarkReport]:
+    """Mark one Arrow batch (or table) for an application: the per-batch kernel the data plane runs.
+
+    The cells' identities are (master eid, column name): pass ``eids`` when the batch's participant column
+    has already been pseudonymised or dropped. Stateless apart from the keys, so batches can be marked in
+    any order, on any executor.
+    """
+    names = batch.schema.names
+    if eids is None:
+        if policy.eid_column not in names:
+            raise MarkingError(f"the release has no {policy.eid_column!r} column: pass the master eids")
+        eids = np.asarray(batch.column(policy.eid_column).to_numpy(zero_copy_only=False), dtype=np.int64)
+    eids = np.asarray(eids, dtype=np.int64)
+    if eids.shape[0] != batch.num_rows:
+        raise MarkingError("one master eid per row is needed")
+    report = MarkReport(application_no=int(application_no), rows=batch.num_rows)
+    report.skipped = dict(policy.skipped)
+    sym_prf = code.symbol_prf(keyring, application_no)
+    cell_prf = keyring.prf(code.PURPOSE_CELL)
+    new_cols: dict[str, pa.Array] = {}
+    before: dict[str, np.ndarray] = {}
+    after: dict[str, np.ndarray] = {}
+    for col, mc in policy.columns.items():
+        if col not in names:
+            continue
+        report.marked_columns.append(col)
+        arr = batch.column(col)
+        vals, valid = _column_values(arr, mc.kind)
+        k0 = np.round(to_units(vals, mc.precision))
+        k0 = np.where(valid, k0, 0.0).astype(np.int64)
+        secret = cell_prf.u64(eids, code.column_tweak(col))
+        marked = valid & code.selected(secret, policy.fraction)
+        p = code.biases(secret)
+        sym = (sym_prf.uniform(secret) < p).astype(np.int64)
+        new = np.where(marked, marked_units(k0, sym, code.directions(secret)), k0)
+        changed = marked & (new != k0)
+        # only changed cells are rewritten (at their recorded precision); the others keep their exact value
+        if changed.any():
+            if mc.kind == KIND_FLOAT:
+                out_vals = np.where(changed, new / (10.0**mc.precision), vals)
+                new_cols[col] = pa.array(out_vals, mask=~np.isfinite(out_vals), type=pa.float64()).cast(arr.type)
+            else:
+                new_cols[col] = _rebuild_int(np.where(changed, new, k0), valid, arr.type, mc.kind)
+        n_marked, n_changed = int(marked.sum()), int(changed.sum())
+        report.cells_marked += n_marked
+        report.cells_changed += n_changed
+        if n_changed:
+            report.max_change_units = max(report.max_change_units, int(np.abs(new - k0)[changed].max()))
+        report.per_column[col] = {"marked": n_marked, "changed": n_changed}
+        before[col] = vals
+        after[col] = np.where(changed, new / (10.0**mc.precision), vals)
+    for rule in policy.derived:
+        if rule.target not in names or not all(i in names for i in rule.inputs):
+            continue
+        if not any(i in after for i in rule.inputs):
+            continue
+        ins0 = [before[i] if i in before else _column_values(batch.column(i), KIND_FLOAT)[0] for i in rule.inputs]
+        ins1 = [after[i] if i in after else ins0[n] for n, i in enumerate(rule.inputs)]
+        arr = batch.column(rule.target)
+        t0, tvalid = _column_values(arr, KIND_FLOAT)
+        scale = 10.0**rule.precision
+        f0 = rule.function(*ins0) * scale
+        f1 = rule.function(*ins1) * scale
+        ok = tvalid & np.isfinite(f0) & np.isfinite(f1)
+        tu = np.round(t0 * scale)
+        consistent = ok & (np.round(f0) == tu)
+        new_u = np.where(consistent, np.round(f1), tu + np.round(f1 - f0))
+        new_u = np.where(ok, new_u, tu)
+        changed = ok & (new_u != tu)
+        report.derived_recomputed[rule.target] = int(changed.sum())
+        if changed.any():
+            out = np.where(changed, new_u / scale, t0)
+            new_cols[rule.target] = pa.array(out, mask=~tvalid, type=pa.float64()).cast(arr.type)
+    if not new_cols:
+        return batch, report
+    arrays = [new_cols.get(n, batch.column(n)) for n in names]
+    if isinstance(batch, pa.Table):
+        return pa.Table.from_arrays(arrays, schema=batch.schema), report
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema), report
+
+
+def mark_release(
+    table: pa.Table,
+    marking: MarkingPolicy,
+    application_no: int,
+    keyring: KeyRing,
+    eids: np.ndarray | None = None,
+    max_chunk_rows: int = 1 << 20,
+) -> tuple[pa.Table, MarkReport]:
+    """Mark a whole release for ``application_no``; returns the marked table and what was done."""
+    if eids is None and marking.eid_column not in table.schema.names:
+        raise MarkingError(f"the release has no {marking.eid_column!r} column: pass the master eids")
+    report = MarkReport(application_no=int(application_no))
+    report.skipped = dict(marking.skipped)
+    if table.num_rows <= max_chunk_rows:
+        out, rep = mark_batch(table, marking, application_no, keyring, eids)
+        rep.skipped = report.skipped
+        return out, rep  # type: ignore[return-value]
+    pieces = []
+    for start in range(0, table.num_rows, max_chunk_rows):
+        part = table.slice(start, max_chunk_rows)
+        sub_eids = None if eids is None else np.asarray(eids)[start : start + max_chunk_rows]
+        out, rep = mark_batch(part, marking, application_no, keyring, sub_eids)
+        report.marked_columns = rep.marked_columns
+        report.merge(rep)
+        pieces.append(out)
+    return pa.concat_tables(pieces), report
+
+
+# --- reading marks back ----------------------------------------------------------------------------------
+
+
+def read_symbols(
+    leak_units: np.ndarray,
+    master_units: np.ndarray,
+    secrets: np.ndarray,
+    fraction: float = 1.0,
+    tolerance: float = 1.0,
+) -> np.ndarray:
+    """Leaked symbol per cell: 0, 1, or -1 (erasure), by nearest candidate value (non-blind).
+
+    ``leak_units`` and ``master_units`` are in units of the column's recorded precision (NaN if missing).
+    A cell is an erasure when either value is missing, the cell carries no mark, or the leaked value is more
+    than ``tolerance`` units from both candidates (rounded away, replaced, mislinked).
+    """
+    leak_units = np.asarray(leak_units, dtype=np.float64)
+    master_units = np.asarray(master_units, dtype=np.float64)
+    ok = np.isfinite(leak_units) & np.isfinite(master_units) & code.selected(secrets, fraction)
+    k0 = np.where(ok, np.round(master_units), 0.0).astype(np.int64)
+    d = code.directions(secrets)
+    c0 = marked_units(k0, np.zeros_like(k0), d).astype(np.float64)
+    c1 = marked_units(k0, np.ones_like(k0), d).astype(np.float64)
+    u = np.where(ok, leak_units, 0.0)
+    d0, d1 = np.abs(u - c0), np.abs(u - c1)
+    y = np.where(d1 < d0, 1, 0).astype(np.int8)
+    bad = ~ok | (np.minimum(d0, d1) > tolerance + 1e-6) | np.isclose(d0, d1)
+    return np.where(bad, np.int8(-1), y)
+
+
+def is_rounded_column(leak_units: np.ndarray, min_cells: int = 8) -> bool:
+    """True when every present leaked value of a column is a multiple of 10 units (its last digit gone).
+
+    With at least ``min_cells`` present values, an unrounded column passes this test with probability about
+    ``10^-min_cells``; a rounded column's cells are all erasures.
+    """
+    u = np.asarray(leak_units, dtype=np.float64)
+    u = u[np.isfinite(u)]
+    if u.size < min_cells:
+        return False
+    r = np.round(u)
+    if not np.allclose(u, r, atol=1e-6):
+        return False
+    return bool(np.all(np.mod(r, 10) == 0))
