@@ -122,6 +122,8 @@ def show(json_out: bool = typer.Option(False, "--json", help="Machine-readable s
     t.add_column("example columns")
     for role, count in payload["fields_by_role"].items():  # type: ignore[union-attr]
         cols = dictionary.columns([role])
+        if role == "identifier":
+            cols = ["eid (participant column)", *cols]
         t.add_row(role, str(count), ", ".join(cols[:5]) + (" ..." if len(cols) > 5 else ""))
     console.print(t)
     console.print(f"{payload['participants']:,} participants, {payload['columns']} columns")

@@ -155,7 +155,7 @@ _ICD10: tuple[tuple[str, float, float, float], ...] = (
     ("I10", 0.0, 0.0, 1.0),  # hypertension: from its own model
     ("E119", 0.0, 0.0, 1.0),  # type 2 diabetes: from the latent diabetes state
     ("E780", 0.09, 0.04, 1.1),
-    ("I251", 0.045, 0.07, 2.2),
+    ("I251", 0.030, 0.07, 2.2),
     ("I219", 0.018, 0.06, 2.5),
     ("I209", 0.030, 0.06, 1.8),
     ("I48", 0.040, 0.10, 1.5),
@@ -176,7 +176,7 @@ _ICD10: tuple[tuple[str, float, float, float], ...] = (
     ("F329", 0.050, 0.00, 0.65),
     ("G309", 0.003, 0.15, 1.0),
     ("E669", 0.0, 0.0, 1.0),  # obesity: from BMI
-    ("K409", 0.040, 0.03, 5.0),
+    ("K409", 0.012, 0.03, 5.0),
     ("H269", 0.060, 0.10, 0.9),
     ("M545", 0.050, 0.00, 0.9),
     ("D649", 0.050, 0.04, 0.7),
@@ -507,7 +507,8 @@ def _block(seed: int, block: int, eid: np.ndarray) -> dict[str, pa.Array | np.nd
     east = np.round((_CENTRE_E[centre] + 1000.0 * dist_km * np.cos(angle)) / 1000.0) * 1000.0
     north = np.round((_CENTRE_N[centre] + 1000.0 * dist_km * np.sin(angle)) / 1000.0) * 1000.0
     cell = _cell_effect((east // 1000).astype(np.int64), (north // 1000).astype(np.int64), seed)
-    townsend = _CENTRE_T[centre] - 0.6 + 1.8 * np.exp(-dist_km / 6.0) + 1.4 * cell + 1.7 * normal(n)
+    noise = 1.5 * normal(n) + 1.2 * (rng.standard_exponential(n) - 1.0)  # right-skewed, as in UK Biobank
+    townsend = _CENTRE_T[centre] - 1.4 + 1.8 * np.exp(-dist_km / 6.0) + 1.4 * cell + noise
     townsend = np.round(np.clip(townsend, -6.26, 11.0), 2)
 
     # --- education, work, lifestyle
@@ -560,9 +561,9 @@ def _block(seed: int, block: int, eid: np.ndarray) -> dict[str, pa.Array | np.nd
     current = smoking == 2
     previous = smoking == 1
 
-    drink = normal(n) + 0.55 * male - 0.08 * townsend + 0.15 * edu - 0.6 * south_asian
-    alcohol = 7 - _pick(_sigmoid(1.6 * drink), np.array([0.08, 0.20, 0.31, 0.57, 0.80]))  # 6=never .. 1=daily
-    alcohol = np.where(alcohol == 7, 1, alcohol)
+    drink = (normal(n) + 0.55 * (male - 0.456) - 0.08 * (townsend + 1.5) + 0.15 * edu - 0.6 * south_asian) / 1.06
+    # coding 100402: 1 daily .. 5 special occasions only, 6 never (cohort shares ~.20 .23 .26 .11 .12 .08)
+    alcohol = 1 + sum((drink <= cut).astype(np.int64) for cut in (0.8416, 0.1764, -0.4959, -0.8416, -1.4051))
     alcohol = np.where(uni(n) < 0.001, -3, alcohol)
 
     sleep = np.clip(np.round(7.15 + 1.05 * normal(n) + 0.02 * (age - 57)), 1, 20)
@@ -579,7 +580,7 @@ def _block(seed: int, block: int, eid: np.ndarray) -> dict[str, pa.Array | np.nd
     height -= 3.0 * south_asian
     height = np.round(np.clip(height, 130.0, 210.0), 1)
     bmi_latent = np.exp(
-        np.log(np.where(male, 27.6, 26.9))
+        np.log(np.where(male, 27.3, 26.4))
         + np.where(male, 0.15, 0.19) * normal(n)
         + 0.006 * townsend
         + 0.002 * (age - 57)
@@ -879,6 +880,8 @@ def synthesise(
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # the manifest is written last: until then the folder does not claim to hold this cohort
+    (out / MANIFEST).unlink(missing_ok=True)
     target = out / COHORT_FILE
     fd, tmp_name = tempfile.mkstemp(prefix=".cohort.", suffix=".parquet.tmp", dir=out)
     os.close(fd)
