@@ -52,6 +52,7 @@ MAX_CATEGORIES = 64  # an integer master column with at most this many values is
 PROFILE_SAMPLE = 20_000
 DEFAULT_RATIO = 0.6
 DEFAULT_MAX_COST = 0.45
+REFINE_MAX_COST = 0.25  # median |leak - master| / master sd (numeric) or share of disagreeing cells
 _TREE_CACHE = 6
 
 
@@ -154,29 +155,43 @@ def _numeric_values(col: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
     return arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
 
-def _category_keys(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Object array of normalised category keys (``None`` for nulls): 1, 1.0 and "1" all give "1"."""
+def _category_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
+    """Vectorised category coding: (codes, keys) with ``codes[i]`` indexing ``keys`` or -1 for a null.
+
+    Keys are normalised so that 1, 1.0 and "1" all give "1" (strings are trimmed).
+    """
     t = col.type
     if pa.types.is_dictionary(t):
         col = col.cast(t.value_type)
         t = col.type
-    if pa.types.is_floating(t):
-        vals = _numeric_values(col)
-        assert vals is not None
-        out = np.empty(len(vals), dtype=object)
-        fin = np.isfinite(vals)
-        integral = fin & (vals == np.round(vals))
-        out[:] = None
-        out[integral] = [str(int(v)) for v in vals[integral]]
-        other = fin & ~integral
-        out[other] = [repr(float(v)) for v in vals[other]]
-        return out
     if pa.types.is_boolean(t):
         col = col.cast(pa.int8())
+        t = col.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        vals = _numeric_values(col)
+        assert vals is not None
+        codes = np.full(len(vals), -1, dtype=np.int64)
+        fin = np.isfinite(vals)
+        uniq, inv = np.unique(vals[fin], return_inverse=True)
+        codes[fin] = inv
+        keys = [str(int(u)) if u == round(u) and abs(u) < 1e15 else repr(float(u)) for u in uniq]
+        return codes, keys
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         col = pc.cast(col, pa.string())
     col = pc.utf8_trim_whitespace(col)
-    return np.asarray(col.to_pylist(), dtype=object)
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    enc = pc.dictionary_encode(col)
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    codes = np.where(np.isnan(idx.astype(np.float64)), -1, np.nan_to_num(idx, nan=-1)).astype(np.int64)
+    return codes, [str(k) for k in enc.dictionary.to_pylist()]
+
+
+def _category_keys(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Object array of normalised category keys (``None`` for nulls)."""
+    codes, keys = _category_codes(col)
+    table = np.array([*keys, None], dtype=object)
+    return table[codes]  # -1 picks the trailing None
 
 
 def _precision_of(vals: np.ndarray) -> int:
@@ -236,10 +251,15 @@ def _profile(name: str, col: pa.ChunkedArray | pa.Array, *, categorical_hint: bo
     return prof
 
 
-def _ks(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sample Kolmogorov-Smirnov statistic of two sorted samples."""
+def _ks(a: np.ndarray, b: np.ndarray, points: int = 2048) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic of two sorted samples (each thinned to ``points``
+    evenly spaced order statistics, which changes the statistic by at most ``1 / points``)."""
     if len(a) == 0 or len(b) == 0:
         return 1.0
+    if len(a) > points:
+        a = a[np.linspace(0, len(a) - 1, points).round().astype(np.int64)]
+    if len(b) > points:
+        b = b[np.linspace(0, len(b) - 1, points).round().astype(np.int64)]
     grid = np.concatenate([a, b])
     fa = np.searchsorted(a, grid, side="right") / len(a)
     fb = np.searchsorted(b, grid, side="right") / len(b)
@@ -346,14 +366,10 @@ class MasterIndex:
     def categories(self, column: str) -> tuple[np.ndarray, dict[str, int]]:
         """(int codes with 0 for null, key -> code) of a master column."""
         if column not in self._cat:
-            keys = _category_keys(self.master.column(column))
-            present = keys != None  # noqa: E711
-            uniq = sorted({str(k) for k in keys[present]})
-            table = {k: i + 1 for i, k in enumerate(uniq)}
-            codes = np.zeros(len(keys), dtype=np.int64)
-            if present.any():
-                codes[present] = [table[str(k)] for k in keys[present]]
-            self._cat[column] = (codes, table)
+            raw, keys = _category_codes(self.master.column(column))
+            table = {k: i + 1 for i, k in enumerate(sorted(set(keys)))}
+            remap = np.array([*(table[k] for k in keys), 0], dtype=np.int64)
+            self._cat[column] = (remap[raw], table)  # -1 (null) picks the trailing 0
         return self._cat[column]
 
     def tree(self, blocking: tuple[str, ...], numeric: tuple[str, ...]) -> tuple[cKDTree, np.ndarray]:
@@ -410,10 +426,11 @@ class MasterIndex:
         )
 
     def _resolution(self, leak: pa.Table, mapping: Mapping[str, str], numeric: list[str]) -> np.ndarray:
-        """Per row: the standardised distance that one unit of each column's last digit spans.
+        """Per row: the largest standardised distance at which the true participant can lie.
 
-        The unit is that of the coarser of the field's recorded precision and the leak's own decimals;
-        marks move a value by at most one such unit and rounding by half of one.
+        A mark moves a value by at most one unit of the field's recorded precision; rounding to the
+        leak's own (coarser) decimals moves it by at most half a unit of those. A runner-up within this
+        distance could be the true participant as well, however much nearer the nearest one is.
         """
         tau2 = np.zeros(leak.num_rows)
         for lc in numeric:
@@ -423,10 +440,10 @@ class MasterIndex:
             fin = np.isfinite(vals)
             if not fin.any():
                 continue
-            observed = int(decimals_of(vals[fin]).max())
-            unit = 10.0 ** -min(self.precision(mc), observed)
-            std = self.numeric(mc)[2]
-            tau2 += np.where(fin, (unit / std) ** 2, 0.0)
+            recorded = 10.0 ** -self.precision(mc)
+            observed = 10.0 ** -int(decimals_of(vals[fin]).max())
+            err = recorded + (0.5 * observed if observed > recorded else 0.0)
+            tau2 += np.where(fin, (err / self.numeric(mc)[2]) ** 2, 0.0)
         return np.sqrt(tau2)
 
     def _usable(self, leak: pa.Table, mapping: Mapping[str, str]) -> tuple[list[str], list[str]]:
@@ -570,11 +587,10 @@ def _accept(
 ) -> np.ndarray:
     """The nearest participant is close enough and clearly nearer than the runner-up.
 
-    ``tau`` is the resolution of the leaked values (the distance their marks and rounding alone can
-    explain): a runner-up within ``tau / ratio`` is as good a candidate as the nearest, however close
-    that one is.
+    ``tau`` is the distance that marks and rounding alone can explain: a runner-up within it is as good
+    a candidate as the nearest, however close that one is.
     """
-    clear = ratio * d2 > np.maximum(d1, tau)
+    clear = (ratio * d2 > d1) & (d2 > 1.01 * tau)  # 1% margin: a runner-up at tau is a tie
     return np.isfinite(d1) & (d1 <= max_distance) & (clear | ~np.isfinite(d2))
 
 
@@ -716,7 +732,7 @@ def _assign(
             if math.isfinite(c):
                 cost[i, j] = c
                 reasons[i, j] = why
-    r, c = linear_sum_assignment(cost)
+    r, c = _assignment(cost, max_cost)
     out = []
     for i, j in zip(r, c, strict=True):
         if cost[i, j] <= max_cost:
@@ -726,6 +742,16 @@ def _assign(
             conf = float(np.clip(1.0 - cost[i, j], 0.0, 1.0)) * float(min(1.0, margin / 0.2 + 0.2))
             out.append(ColumnMatch(leak_cols[i], master_cols[j], "values", float(cost[i, j]), conf, reason))
     return out
+
+
+def _assignment(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one assignment in which a row may also stay unassigned (at a cost just over ``threshold``),
+    so that a column matching nothing cannot push another off its best partner."""
+    n, m = cost.shape
+    dummy = np.full((n, n), threshold * 1.0001 + 1e-9)
+    r, c = linear_sum_assignment(np.hstack([cost, dummy]))
+    keep = c < m
+    return r[keep], c[keep]
 
 
 def _refine_by_linkage(
@@ -757,7 +783,8 @@ def _refine_by_linkage(
     master_vals = {}
     for mc in master_cols:
         col = index.master.column(mc).take(rows)
-        master_vals[mc] = (_numeric_values(col), _category_keys(col))
+        numeric_col = index.profile(mc).kind == "numeric"
+        master_vals[mc] = (_numeric_values(col), None if numeric_col else _category_keys(col))
     big = 1e6
     cost = np.full((len(leak_cols), len(master_cols)), big)
     for i, lc in enumerate(leak_cols):
@@ -772,16 +799,15 @@ def _refine_by_linkage(
                     continue
                 scale = float(np.std(mp.sample)) if mp.sample is not None and len(mp.sample) > 1 else 1.0
                 cost[i, j] = float(np.median(np.abs(lv[both] - mv[both]))) / (scale or 1.0)
-            else:
-                have = np.array([a is not None and b is not None for a, b in zip(lk, mk, strict=True)])
+            elif mk is not None:
+                have = (lk != None) & (mk != None)  # noqa: E711 - elementwise on object arrays
                 if have.sum() < 3:
                     continue
-                agree = np.mean([str(a) == str(b) for a, b in zip(lk[have], mk[have], strict=True)])
-                cost[i, j] = 1.0 - float(agree)
-    r, c = linear_sum_assignment(cost)
+                cost[i, j] = 1.0 - float(np.mean(lk[have] == mk[have]))
+    r, c = _assignment(cost, REFINE_MAX_COST)
     refined = list(fixed)
     for i, j in zip(r, c, strict=True):
-        if cost[i, j] <= 0.25:
+        if cost[i, j] <= REFINE_MAX_COST:
             refined.append(
                 ColumnMatch(
                     leak_cols[i],
