@@ -33,7 +33,7 @@ def test_chernoff_is_a_valid_and_tighter_bound_than_bennett():
     p, y, rng = _case(300, 3)
     up, down = code.score_weights(p, y)
     q = code.agree_probability(p, y)
-    x = rng.random((200_000, p.size)) < q  # agreement of 200,000 simulated innocents
+    x = rng.random((100_000, p.size)) < q  # agreement of 100,000 simulated innocents
     s = np.where(x, up, -down).sum(axis=1)
     for thr in (10.0, 25.0, 40.0):
         emp = np.mean(s >= thr)

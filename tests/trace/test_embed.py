@@ -128,3 +128,18 @@ def test_dates_marked_by_one_day_only_when_allowed(keyring):
     out, rep = mark_release(t, on, 3, keyring)
     diff = np.abs(_num(out, "40000-0.0") - _num(t, "40000-0.0"))
     assert diff.max() == 1 and rep.cells_changed > 100 and out.schema == t.schema
+
+
+def test_cohort_dictionary_and_synthetic_cohort(keyring):
+    from biowarden.cohort.synth import synthesise_table
+
+    table, d = synthesise_table(1500, 3)
+    pol = MarkingPolicy.from_dictionary(d, table.schema.names, schema=table.schema)
+    assert "20116-0.0" not in pol.columns  # categorical codes are never moved
+    assert "50-0.0" in pol.columns and "21022-0.0" not in pol.columns
+    assert [r.target for r in pol.derived] == ["21001-0.0"]
+    marked, rep = mark_release(table, pol, 8, keyring)
+    assert rep.max_change_units == 1
+    h, w, b = (_num(marked, c) for c in ("50-0.0", "21002-0.0", "21001-0.0"))
+    ok = np.isfinite(h) & np.isfinite(w) & np.isfinite(b)
+    assert np.array_equal(np.round(w / (h / 100) ** 2, 4)[ok], b[ok])

@@ -38,6 +38,9 @@ KIND_FLOAT = "decimal"
 KIND_DATE = "date"
 
 
+_MARKABLE_TYPES = ("Integer", "Continuous", "Date")
+
+
 class MarkingError(ValueError):
     """A release cannot be marked as asked (no participant ids, a column of the wrong type...)."""
 
@@ -126,6 +129,9 @@ class MarkingPolicy:
             if derived_from:
                 policy.skipped[col] = "derived (recomputed from its marked inputs)"
                 continue
+            if vtype is not None and vtype not in _MARKABLE_TYPES:
+                policy.skipped[col] = f"value type {vtype} is not markable"
+                continue
             kind = _kind(schema.field(col).type if schema is not None and col in schema.names else None, vtype)
             if kind is None:
                 policy.skipped[col] = "not a numeric or date column"
@@ -144,7 +150,7 @@ class MarkingPolicy:
             if info is None or not info[3]:
                 continue
             rule = _derived_rule(col, info, dictionary, cols)
-            if rule is not None:
+            if rule is not None and any(i in policy.columns for i in rule.inputs):
                 policy.derived.append(rule)
         return policy
 
@@ -154,6 +160,11 @@ def field_info(dictionary: Any, column: str) -> tuple[Role, int | None, str | No
     entry: Any = None
     if isinstance(dictionary, Mapping) and column in dictionary:
         entry = dictionary[column]
+    elif hasattr(dictionary, "for_column"):
+        try:
+            entry = dictionary.for_column(column)
+        except (KeyError, ValueError):
+            entry = None
     else:
         parsed = parse_column(column)
         fid = parsed[0] if parsed else None
@@ -198,9 +209,32 @@ def _kind(arrow_type: pa.DataType | None, vtype: str | None) -> str | None:
     return None
 
 
+def _cohort_derivation(col: str, dictionary: Any):
+    """The cohort area's own formula for a derived column, when its dictionary names one."""
+    try:
+        from biowarden.cohort import derive
+    except ImportError:  # pragma: no cover - the cohort area is part of the package
+        return None
+    f = None
+    if hasattr(dictionary, "for_column"):
+        try:
+            f = dictionary.for_column(col)
+        except (KeyError, ValueError):
+            f = None
+    name = getattr(f, "derivation", None)
+    if not name or name not in getattr(derive, "DERIVATIONS", {}):
+        return None
+    inputs, fn = derive.DERIVATIONS[name]
+
+    def compute(*arrays: np.ndarray) -> np.ndarray:
+        return np.asarray(fn(dict(zip(inputs, arrays, strict=True)), None), dtype=np.float64)
+
+    return name, compute, tuple(inputs)
+
+
 def _derived_rule(col: str, info, dictionary: Any, cols: list[str]) -> DerivedRule | None:
     _role, precision, _vtype, derived_from = info
-    known = KNOWN_DERIVATIONS.get(frozenset(derived_from))
+    known = _cohort_derivation(col, dictionary) or KNOWN_DERIVATIONS.get(frozenset(derived_from))
     parsed = parse_column(col)
     if known is None or parsed is None or precision is None:
         return None
