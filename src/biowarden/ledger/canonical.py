@@ -16,7 +16,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,16 +27,38 @@ class CanonicalJSONError(ValueError):
     """A value cannot be written as canonical JSON; the message names where it is."""
 
 
-_SAFE = re.compile(r'[^"\\\x00-\x1f\ud800-\udfff]*')
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode
 
 
 def encode_string(s: str) -> str:
     """The JCS encoding of one string, quotes included."""
-    if _SAFE.fullmatch(s):
+    # fast path: printable text without quotes or backslashes needs no escaping (isprintable is False
+    # for control characters and lone surrogates, which take the careful path below)
+    if s.isprintable() and '"' not in s and "\\" not in s:
         return '"' + s + '"'
     if any("\ud800" <= ch <= "\udfff" for ch in s):
         raise CanonicalJSONError("string contains a lone surrogate, which is not valid Unicode")
     return json.dumps(s, ensure_ascii=False)
+
+
+def _simple(value: Any, depth: int = 0) -> bool:
+    """True when the C JSON encoder writes ``value`` exactly as JCS does: only dicts with BMP-only
+    string keys, lists, strings, ints, booleans and None (no floats, dates, enums or tuples)."""
+    t = type(value)
+    if t is dict:
+        if depth > 64:
+            return False
+        for k, v in value.items():
+            if type(k) is not str or (not k.isascii() and max(k) > "\uffff"):
+                return False
+            if type(v) not in (str, int, bool, type(None)) and not _simple(v, depth + 1):
+                return False
+        return True
+    if t is list:
+        if depth > 64:
+            return False
+        return all(type(v) in (str, int, bool, type(None)) or _simple(v, depth + 1) for v in value)
+    return t in (str, int, bool, type(None))
 
 
 def iso_utc(dt: datetime) -> str:
@@ -133,6 +154,15 @@ def _write(value: Any, out: list[str], path: str) -> None:
 
 def canonical_text(value: Any) -> str:
     """The canonical JSON text of ``value``."""
+    if _simple(value):
+        text = _dumps(value)
+        if text.isascii():
+            return text
+        try:
+            text.encode("utf-8")  # lone surrogates cannot be encoded: the careful path names them
+            return text
+        except UnicodeEncodeError:
+            pass
     out: list[str] = []
     _write(value, out, "$")
     return "".join(out)

@@ -11,6 +11,7 @@ so that changing any field, or moving an entry to another index, changes its lea
 from __future__ import annotations
 
 import json
+import json as _json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,9 @@ __all__ = [
     "entry_bytes",
     "parse_at",
 ]
+
+# the C encoder writes strings, ints and null exactly as JCS does (sorted keys, minimal escapes)
+_dumps = _json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
 DECISIONS = ("allow", "deny")
 _KIND = re.compile(r"[a-z0-9][a-z0-9_.:\-]{0,127}")
@@ -91,25 +95,9 @@ def entry_bytes(
 ) -> bytes:
     """The canonical JSON of an entry (its Merkle leaf), from stored fields and the payload's canonical
     JSON text. Equal to ``canonical_json`` of the entry as a dict (the tests check this)."""
-    return (
-        '{"actor":'
-        + encode_string(actor)
-        + ',"at":'
-        + encode_string(at)
-        + ',"decision":'
-        + _opt(decision)
-        + ',"index":'
-        + str(int(index))
-        + ',"kind":'
-        + encode_string(kind)
-        + ',"payload":'
-        + payload_json
-        + ',"reason":'
-        + _opt(reason)
-        + ',"subject":'
-        + encode_string(subject)
-        + "}"
-    ).encode("utf-8")
+    head = _dumps({"actor": actor, "at": at, "decision": decision, "index": int(index), "kind": kind})
+    tail = _dumps({"reason": reason, "subject": subject})
+    return (head[:-1] + ',"payload":' + payload_json + "," + tail[1:]).encode("utf-8")
 
 
 def parse_at(at: str) -> datetime:
