@@ -1,0 +1,388 @@
+"""The data plane: one code path over DuckDB (default) and PySpark local mode (scale).
+
+Queries are Ibis expressions built once (`_select`, `_histogram_expr`); each engine executes them its own
+way (DuckDB streams Arrow batches; Spark runs the compiled SQL and returns Arrow), and every result is cast
+back to the source's exact Arrow types, so both engines give identical tables. Row-wise work is an Arrow
+kernel ``kernel(pa.RecordBatch) -> pa.RecordBatch`` (NumPy/Arrow code from the core) that runs in the
+engine's workers: in-process for DuckDB, inside the executors (``mapInArrow``) for Spark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from biowarden.cohort.fields import PARTICIPANT_COLUMN
+from biowarden.engine.errors import EngineError
+from biowarden.engine.writer import plain_schema, write_release
+
+ENGINES = ("duckdb", "spark")
+EID = PARTICIPANT_COLUMN
+_EID_ORDER = ibis.asc(EID, nulls_first=True)  # the same order on both engines
+
+Source = str | Path | pa.Table
+Kernel = Callable[[pa.RecordBatch], pa.RecordBatch]
+
+
+@dataclass(frozen=True)
+class ScopeReport:
+    rows: int
+    columns: tuple[str, ...]
+    bytes: int
+    seconds: float
+
+
+def source_schema(source: Source) -> pa.Schema:
+    """The Arrow schema of a Parquet file (read from its footer) or table, without metadata."""
+    if isinstance(source, pa.Table):
+        return plain_schema(source.schema)
+    path = Path(source)
+    if not path.exists():
+        raise EngineError(f"no such Parquet file: {path}")
+    if path.is_dir():
+        raise EngineError(f"{path} is a folder, not a Parquet file")
+    try:
+        return plain_schema(pq.read_schema(path))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise EngineError(f"{path} is not a readable Parquet file: {exc}") from None
+
+
+def check_columns(schema: pa.Schema, columns: Iterable[str], what: str = "source") -> list[str]:
+    cols = list(columns)
+    unknown = [c for c in cols if c not in schema.names]
+    if unknown:
+        raise EngineError(f"unknown column(s) in the {what}: {', '.join(map(repr, unknown))}")
+    dup = sorted({c for c in cols if cols.count(c) > 1})
+    if dup:
+        raise EngineError(f"column(s) named more than once: {', '.join(map(repr, dup))}")
+    return cols
+
+
+def _participants_array(participants: Any) -> pa.Array:
+    if isinstance(participants, pa.ChunkedArray):
+        participants = participants.combine_chunks()
+    if not isinstance(participants, pa.Array):
+        participants = pa.array(
+            sorted(participants) if isinstance(participants, set | frozenset) else list(participants), pa.int64()
+        )
+    try:
+        return pc.unique(participants.cast(pa.int64()).drop_null())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise EngineError(f"participants must be integer eids: {exc}") from None
+
+
+class Engine:
+    """An engine handle: ``name`` ("duckdb" or "spark") and its Ibis backend ``con``."""
+
+    def __init__(self, name: str, con: Any, session: Any = None) -> None:
+        self.name = name
+        self.con = con
+        self.session = session
+        self._tmp = tempfile.mkdtemp(prefix=f"biowarden-{name}-")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        self._n = 0
+
+    def __repr__(self) -> str:
+        return f"Engine({self.name!r})"
+
+    def close(self) -> None:
+        if self.name == "duckdb":
+            with contextlib.suppress(Exception):
+                self.con.disconnect()
+        self._finalizer()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _name(self, stem: str) -> str:
+        self._n += 1
+        return f"bw_{stem}_{id(self):x}_{self._n}"
+
+    def table(self, source: Source) -> ibis.Table:
+        """An Ibis table over a Parquet file or an Arrow table."""
+        schema = source_schema(source)
+        if not schema.names:
+            raise EngineError("the source has no columns")
+        if isinstance(source, pa.Table):
+            if self.name == "duckdb":
+                name = self._name("arrow")
+                self.con.con.register(name, source)
+                return self.con.table(name)
+            path = Path(self._tmp) / f"{self._name('arrow')}.parquet"
+            pq.write_table(source, path)
+            source = path
+        try:
+            return self.con.read_parquet(str(Path(source)), table_name=self._name("src"))
+        except Exception as exc:  # duckdb / spark raise their own classes for unreadable files
+            raise EngineError(f"{source} could not be read as Parquet: {_first_line(exc)}") from None
+
+    def participants_table(self, participants: Any) -> ibis.Table:
+        arr = _participants_array(participants)
+        t = pa.table({EID: arr})
+        return self.table(t)
+
+    # -- execution ------------------------------------------------------------------------------------
+
+    def to_arrow(self, expr: ibis.Table, schema: pa.Schema) -> pa.Table:
+        """Run an expression; the result cast to ``schema`` (exact Arrow types, no metadata)."""
+        try:
+            if self.name == "duckdb":
+                t = self.con.to_pyarrow(expr)
+            else:
+                t = self.session.sql(self.con.compile(expr)).toArrow()
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise EngineError(f"{self.name} failed: {_first_line(exc)}") from None
+        return _cast_table(t, schema)
+
+    def batches(self, expr: ibis.Table, schema: pa.Schema, chunk_rows: int = 1 << 16) -> Iterator[pa.RecordBatch]:
+        if self.name == "duckdb":
+            try:
+                reader = self.con.to_pyarrow_batches(expr, chunk_size=chunk_rows)
+            except Exception as exc:
+                raise EngineError(f"duckdb failed: {_first_line(exc)}") from None
+            for b in reader:
+                yield _cast_batch(b, schema)
+        else:
+            yield from self.to_arrow(expr, schema).to_batches(max_chunksize=chunk_rows)
+
+
+_PY_ERROR = re.compile(r"^(\w+(?:\.\w+)*(?:Error|Exception)): (.*)$")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of an engine's error: for a failure in Spark's Python workers, the worker's own error."""
+    text = str(exc).strip().splitlines()
+    worker = [m.group(0) for line in text if (m := _PY_ERROR.match(line.strip()))]
+    if "Python worker" in (text[0] if text else "") and worker:
+        return f"a kernel failed in a Spark executor: {worker[-1]}"
+    return text[0] if text else type(exc).__name__
+
+
+def _cast_batch(b: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    if b.schema.equals(schema):
+        return b
+    try:
+        return pa.RecordBatch.from_arrays([b.column(f.name).cast(f.type) for f in schema], schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError) as exc:
+        raise EngineError(f"cannot restore the source types: {exc}") from None
+
+
+def _cast_table(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    if t.schema.equals(schema):
+        return t
+    try:
+        return pa.Table.from_arrays([t.column(f.name).cast(f.type) for f in schema], schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, KeyError) as exc:
+        raise EngineError(f"cannot restore the source types: {exc}") from None
+
+
+def open_engine(name: str = "duckdb", **opts: Any) -> Engine:
+    """Open an engine. DuckDB: ``threads``, ``memory_limit`` pass to DuckDB. Spark: conf for a new session."""
+    if isinstance(name, Engine):
+        return name
+    if name == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(config={k: str(v) for k, v in opts.items()})
+        return Engine("duckdb", ibis.duckdb.from_connection(con))
+    if name == "spark":
+        from biowarden.engine.spark import spark_session
+
+        session = spark_session(**{k: str(v) for k, v in opts.items()})
+        return Engine("spark", ibis.pyspark.connect(session), session)
+    raise EngineError(f"unknown engine {name!r}: use one of {', '.join(ENGINES)}")
+
+
+@contextlib.contextmanager
+def _engine(engine: str | Engine) -> Iterator[Engine]:
+    if isinstance(engine, Engine):
+        yield engine
+        return
+    eng = open_engine(engine)
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+# -- the shared query shapes -------------------------------------------------------------------------------
+
+
+def _select(eng: Engine, source: Source, columns: list[str], participants: Any = None) -> ibis.Table:
+    t = eng.table(source)
+    if participants is not None:
+        keep = eng.participants_table(participants)
+        t = t.semi_join(keep, t[EID] == keep[EID])
+    return t.select(*columns)
+
+
+def histogram(source: Source, columns: list[str], engine: str | Engine = "duckdb") -> pa.Table:
+    """Distinct combinations of ``columns`` with their count ``n`` (int64), sorted by the columns, nulls
+    first. The same Arrow table from either engine."""
+    schema = source_schema(source)
+    cols = check_columns(schema, columns)
+    if not cols:
+        raise EngineError("a histogram needs at least one column")
+    nested = [c for c in cols if pa.types.is_nested(schema.field(c).type)]
+    if nested:
+        raise EngineError(f"histogram columns must be scalar, not lists: {', '.join(map(repr, nested))}")
+    out_schema = pa.schema([schema.field(c) for c in cols] + [pa.field("n", pa.int64(), nullable=False)])
+    with _engine(engine) as eng:
+        t = eng.table(source)
+        expr = t.group_by(cols).aggregate(n=t.count())
+        result = eng.to_arrow(expr, out_schema)
+    order = pc.sort_indices(result, sort_keys=[(c, "ascending", "at_start") for c in cols])
+    return result.take(order)
+
+
+def map_batches(
+    source: Source,
+    kernel: Kernel,
+    columns: list[str],
+    out_schema: pa.Schema,
+    engine: str | Engine = "duckdb",
+    participants: Any = None,
+) -> Iterator[pa.RecordBatch]:
+    """Apply a row-wise Arrow kernel to ``columns`` of every row (in eid order); yield its output batches,
+    cast to ``out_schema``. The kernel gets batches with the source's exact types; it must be picklable
+    (on Spark it runs in the executors) and must not depend on where batches start or end."""
+    schema = source_schema(source)
+    cols = check_columns(schema, columns)
+    check_columns(schema, [EID])
+    in_cols = cols if EID in cols else [*cols, EID]
+    in_schema = pa.schema([schema.field(c) for c in in_cols])
+    out_schema = plain_schema(out_schema)
+    return _map_batches(source, kernel, cols, in_cols, in_schema, out_schema, engine, participants)
+
+
+def _map_batches(source, kernel, cols, in_cols, in_schema, out_schema, engine, participants):
+    with _engine(engine) as eng:
+        expr = _select(eng, source, in_cols, participants).order_by(_EID_ORDER)
+        if eng.name == "duckdb":
+            for b in eng.batches(expr, in_schema):
+                out = kernel(b.select(cols))
+                yield _cast_batch(out, out_schema)
+            return
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        from biowarden.engine.spark import ArrowKernelBridge, spark_schema, to_source_types
+
+        _ship_by_value(kernel)
+        struct = spark_schema(out_schema)
+        spark_out = plain_schema(to_arrow_schema(struct))
+        bridge = ArrowKernelBridge(kernel, in_schema, cols, out_schema, spark_out)
+        # Spark resolves mapInArrow's input by name and reads dots as struct access ("50-0.0"): rename the
+        # columns positionally for the trip; the bridge restores the names in the executor.
+        expr = expr.select(*[expr[c].name(f"_c{i}") for i, c in enumerate(in_cols)])
+        try:
+            sdf = eng.session.sql(eng.con.compile(expr)).mapInArrow(bridge, struct)
+            result = sdf.toArrow()
+        except Exception as exc:
+            raise EngineError(f"spark failed: {_first_line(exc)}") from None
+        for b in result.to_batches():
+            yield to_source_types(b, out_schema)
+
+
+_IMPORTABLE = ("biowarden", "numpy", "pyarrow", "builtins", "functools")
+
+
+def _ship_by_value(kernel: Kernel) -> None:
+    """Kernels defined outside an installed package (a script, a test module) are pickled by value, since
+    the executors cannot import their module."""
+    from pyspark import cloudpickle
+
+    name = getattr(kernel, "__module__", None) or type(kernel).__module__
+    mod = sys.modules.get(name)
+    if mod is None or name == "__main__" or name.split(".")[0] in _IMPORTABLE:
+        return
+    cloudpickle.register_pickle_by_value(mod)
+
+
+def scope(
+    source: Source,
+    columns: list[str],
+    out_path: str | Path,
+    engine: str | Engine = "duckdb",
+    participants: Any = None,
+) -> ScopeReport:
+    """Write ``eid`` plus ``columns`` (of ``participants`` only, if given) to a new Parquet file, rows in eid
+    order, Arrow types exactly as in the source. Both engines give byte-identical files."""
+    started = time.perf_counter()
+    schema = source_schema(source)
+    check_columns(schema, [EID])
+    cols = check_columns(schema, [c for c in columns if c != EID])
+    cols = [EID, *cols]
+    out_schema = pa.schema([schema.field(c) for c in cols])
+    counter = _RowCounter()
+    with _engine(engine) as eng:
+        if eng.name == "duckdb":
+            size = _scope_duckdb(eng, source, cols, out_schema, participants, out_path, counter)
+        else:
+            expr = _select(eng, source, cols, participants).order_by(_EID_ORDER)
+            table = eng.to_arrow(expr, out_schema)
+            counter.rows = table.num_rows
+            size = write_release(table, out_path, "parquet", schema=out_schema)
+    return ScopeReport(counter.rows, tuple(cols), size, time.perf_counter() - started)
+
+
+class _RowCounter:
+    rows = 0
+
+
+class _NotSorted(Exception):
+    pass
+
+
+def _scope_duckdb(eng, source, cols, out_schema, participants, out_path, counter) -> int:
+    """Stream in file order while the eids ascend (the cohort is stored sorted); if they do not, start
+    again with an ORDER BY. Nothing reaches ``out_path`` until the whole file is written."""
+    expr = _select(eng, source, cols, participants)
+
+    def checked(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        last = None
+        counter.rows = 0
+        for b in batches:
+            if b.num_rows == 0:
+                continue
+            eids = b.column(EID)
+            if eids.null_count or (last is not None and pc.less_equal(eids[0], last).as_py()):
+                raise _NotSorted
+            if b.num_rows > 1 and not pc.all(pc.greater(eids.slice(1), eids.slice(0, b.num_rows - 1))).as_py():
+                raise _NotSorted
+            last = eids[b.num_rows - 1]
+            counter.rows += b.num_rows
+            yield b
+
+    try:
+        return write_release(checked(eng.batches(expr, out_schema, 1 << 17)), out_path, "parquet", schema=out_schema)
+    except _NotSorted:
+        pass
+    counter.rows = 0
+
+    def counted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            counter.rows += b.num_rows
+            yield b
+
+    return write_release(
+        counted(eng.batches(expr.order_by(_EID_ORDER), out_schema, 1 << 17)), out_path, "parquet", schema=out_schema
+    )
