@@ -70,6 +70,8 @@ def make_master(n: int, seed: int = 7) -> pa.Table:
         "30740-0.0": bio(5.1, 1.2, 3),
         "189-0.0": pa.array(np.round(rng.normal(-1.3, 3.1, n), 2)),
     }
+    visit = np.datetime64("2006-03-13") + rng.integers(0, 1600, n).astype("timedelta64[D]")
+    cols["53-0.0"] = pa.array(visit, pa.date32())
     cols["41270-0"] = pa.array([["I10", "E11"][: int(k)] for k in rng.integers(0, 3, n)], pa.list_(pa.string()))
     return pa.table(cols)
 
@@ -128,7 +130,7 @@ def identity(leak: pa.Table) -> dict[str, str]:
 
 def test_link_marked_copy(index):
     leak, truth = make_leak(index.master, 1000)
-    assert leak.num_columns == 18
+    assert leak.num_columns == 19
     res = index.link(leak, identity(leak))
     assert (res.eids == truth).mean() >= 0.99
     assert np.all((res.eids == truth) | (res.eids == -1))  # never a wrong participant
@@ -304,3 +306,44 @@ def test_map_without_refinement_uses_distributions(index):
     cm = map_columns_detailed(renamed, index, refine=False)
     assert cm.mapping == {"a": "50-0.0", "b": "4080-0.0", "c": "30690-0.0", "d": "54-0.0", "e": "189-0.0"}
     assert all(m.method == "values" for m in cm.matches)
+
+
+def test_link_through_generalised_quasi_identifiers(index):
+    """A release generalises quasi-identifiers into ranges; the ranges block like categories do."""
+    leak, truth = make_leak(index.master, 500, seed=31)
+    years = leak.column("34-0.0").to_numpy()
+    bands = [f"[{y - y % 5}, {y - y % 5 + 5})" for y in years]
+    visits = leak.column("53-0.0").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    months = [str(v)[:7] for v in visits]
+    centres = leak.column("54-0.0").to_pylist()
+    centres = [None if i % 4 == 0 else c for i, c in enumerate(centres)]  # '*' reads as null
+    leak = with_column(leak, "34-0.0", pa.array(bands))
+    leak = with_column(leak, "53-0.0", pa.array(months))
+    leak = with_column(leak, "54-0.0", pa.array(centres, pa.int64()))
+    leak = leak.drop_columns(["52-0.0", "21001-0.0", "30690-0.0", "30760-0.0", "30870-0.0", "30740-0.0"])
+    res = index.link(leak, identity(leak))
+    assert "34-0.0" in res.blocking and "53-0.0" in res.blocking
+    assert (res.eids == truth).mean() >= 0.98
+    assert np.all(res.eids[res.linked] == truth[res.linked])
+    assert res.erased["34-0.0"].all() and res.erased["53-0.0"].all()  # ranges carry no last digit
+    # the same ranges without the measures: every band is one code, so rows stay ambiguous, not wrong
+    few = leak.select(["31-0.0", "34-0.0", "53-0.0"])
+    res2 = index.link(few, identity(few))
+    assert np.all(res2.eids[res2.linked] == truth[res2.linked])
+
+
+def test_map_generalised_columns_without_headers(index):
+    leak, _ = make_leak(index.master, 300, seed=32)
+    years = leak.column("34-0.0").to_numpy()
+    visits = leak.column("53-0.0").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    leak = with_column(leak, "34-0.0", pa.array([f"[{y - y % 5}, {y - y % 5 + 5})" for y in years]))
+    leak = with_column(
+        leak, "53-0.0", pa.array([str(v)[:4] + "-Q" + str((int(str(v)[5:7]) - 1) // 3 + 1) for v in visits])
+    )
+    names = leak.column_names
+    renamed = leak.rename_columns([f"c{i}" for i in range(len(names))])
+    cm = map_columns_detailed(renamed, index, refine=False)
+    assert cm.mapping[f"c{names.index('34-0.0')}"] == "34-0.0"
+    assert cm.mapping[f"c{names.index('53-0.0')}"] == "53-0.0"
+    cm = map_columns_detailed(renamed, index)
+    assert cm.mapping == {f"c{i}": n for i, n in enumerate(names)}

@@ -31,6 +31,7 @@ Erasures
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -115,6 +116,77 @@ class LinkResult:
         return int(self.linked.sum())
 
 
+# ------------------------------------------------------------------------------------------ intervals
+
+_NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_IV_BRACKET = re.compile(rf"^([\[(])\s*({_NUM})\s*[,;]\s*({_NUM})\s*([\])])$")
+_IV_DASH = re.compile(r"^(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)$")
+_IV_PLUS = re.compile(rf"^({_NUM})\s*\+$|^>=\s*({_NUM})$")
+_IV_BELOW = re.compile(rf"^<\s*({_NUM})$")
+_YEAR = re.compile(r"^(\d{4})$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$", re.IGNORECASE)
+_EPS = 1e-9
+
+
+def _days(y: int, m: int = 1, d: int = 1) -> float:
+    return float((np.datetime64(f"{y:04d}-{m:02d}-{d:02d}", "D") - np.datetime64("1970-01-01", "D")).astype(int))
+
+
+def _interval_of(key: str, date: bool) -> tuple[float, float] | None:
+    """The half-open range ``[lo, hi)`` a generalised label stands for (dates in days), or None."""
+    if date:
+        if m := _YEAR.match(key):
+            y = int(m.group(1))
+            return _days(y), _days(y + 1)
+        if m := _MONTH.match(key):
+            y, mo = int(m.group(1)), int(m.group(2))
+            if not 1 <= mo <= 12:
+                return None
+            return _days(y, mo), (_days(y + 1) if mo == 12 else _days(y, mo + 1))
+        if m := _QUARTER.match(key):
+            y, q = int(m.group(1)), int(m.group(2))
+            return _days(y, 3 * q - 2), (_days(y + 1) if q == 4 else _days(y, 3 * q + 1))
+        if (m := _IV_DASH.match(key)) and float(m.group(1)).is_integer() and float(m.group(2)).is_integer():
+            a, b = int(float(m.group(1))), int(float(m.group(2)))
+            return (_days(a), _days(b + 1)) if 1000 <= a <= b <= 9999 else None
+        return None
+    if m := _IV_BRACKET.match(key):
+        a, b = float(m.group(2)), float(m.group(3))
+        lo = a if m.group(1) == "[" else a + _EPS
+        hi = b if m.group(4) == ")" else b + _EPS
+        return (lo, hi) if lo < hi else None
+    if m := _IV_DASH.match(key):
+        a, b = float(m.group(1)), float(m.group(2))
+        return (a, b + _EPS) if a < b else None
+    if m := _IV_PLUS.match(key):
+        return float(m.group(1) or m.group(2)), math.inf
+    if m := _IV_BELOW.match(key):
+        return -math.inf, float(m.group(1))
+    return None
+
+
+def _intervals(col: pa.ChunkedArray | pa.Array, date: bool) -> dict[str, tuple[float, float]] | None:
+    """Generalised labels of a leaked column (``[1950, 1955)``, ``2008-05``, ``80+``...) -> ranges, when at
+    least 90% of its values are such labels and they do not overlap; otherwise None."""
+    t = col.type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or (date and pa.types.is_integer(t))):
+        return None
+    codes, keys = _category_codes(col)
+    if not keys:
+        return None
+    counts = np.bincount(codes[codes >= 0], minlength=len(keys))
+    parsed = {k: _interval_of(k, date) for k in keys}
+    ok = sum(int(c) for k, c in zip(keys, counts, strict=True) if parsed[k] is not None)
+    if ok < 0.9 * counts.sum():
+        return None
+    ivs = {k: v for k, v in parsed.items() if v is not None}
+    spans = sorted(ivs.values())
+    if any(b[0] < a[1] for a, b in itertools.pairwise(spans)):
+        return None  # overlapping labels (several generalisation levels mixed): not a partition
+    return ivs
+
+
 # ------------------------------------------------------------------------------------------ profiles
 
 
@@ -130,6 +202,8 @@ class _Profile:
     hi: float = math.nan
     sample: np.ndarray | None = None  # sorted float sample (numeric)
     freqs: dict[str, float] | None = None  # category key -> frequency (categorical)
+    intervals: dict[str, tuple[float, float]] | None = None  # generalised label -> range ("interval")
+    date: bool = False  # a date column (master), or date-range labels (leak)
 
 
 def _numeric_values(col: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
@@ -219,6 +293,11 @@ def _profile(name: str, col: pa.ChunkedArray | pa.Array, *, categorical_hint: bo
         present = keys[keys != None]  # noqa: E711 - elementwise comparison on an object array
         uniq, counts = np.unique(present.astype(str), return_counts=True) if len(present) else ([], [])
         distinct = len(uniq)
+        for date in (False, True):
+            ivs = _intervals(col, date)
+            if ivs:
+                freqs = {str(u): c / max(1, len(present)) for u, c in zip(uniq, counts, strict=True)}
+                return _Profile(name, "interval", n, distinct, False, 0, freqs=freqs, intervals=ivs, date=date)
         kind = "categorical" if distinct <= max(MAX_CATEGORIES, 0) or categorical_hint else "text"
         freqs = {str(u): c / max(1, len(present)) for u, c in zip(uniq, counts, strict=True)}
         return _Profile(name, kind, n, distinct, False, 0, freqs=freqs)
@@ -242,6 +321,7 @@ def _profile(name: str, col: pa.ChunkedArray | pa.Array, *, categorical_hint: bo
         float(fin.min()),
         float(fin.max()),
         np.sort(fin),
+        date=is_date,
     )
     if categorical or (integral and len(uniq) <= 4 * MAX_CATEGORIES):
         keys = _category_keys(col)
@@ -366,11 +446,34 @@ class MasterIndex:
     def categories(self, column: str) -> tuple[np.ndarray, dict[str, int]]:
         """(int codes with 0 for null, key -> code) of a master column."""
         if column not in self._cat:
+            if column not in self.master.column_names:
+                raise LinkError(f"unknown master coding {column!r}")
             raw, keys = _category_codes(self.master.column(column))
             table = {k: i + 1 for i, k in enumerate(sorted(set(keys)))}
             remap = np.array([*(table[k] for k in keys), 0], dtype=np.int64)
             self._cat[column] = (remap[raw], table)  # -1 (null) picks the trailing 0
         return self._cat[column]
+
+    def interval_codes(self, column: str, intervals: Mapping[str, tuple[float, float]]) -> str:
+        """Code a master column by a leak's generalised labels; returns the spec naming the coding.
+
+        A master value takes the code of the label whose range holds it, a code no leak label has when
+        none does, and 0 when null; the coding is cached under the returned spec."""
+        labels = sorted(intervals, key=lambda k: intervals[k])
+        spec = f"{column}|" + "|".join(labels)
+        if spec not in self._cat:
+            vals = _numeric_values(self.master.column(column))
+            if vals is None:
+                raise LinkError(f"master column {column!r} is not numeric: cannot hold ranges")
+            los = np.array([intervals[k][0] for k in labels])
+            his = np.array([intervals[k][1] for k in labels])
+            fin = np.isfinite(vals)
+            pos = np.searchsorted(los, np.where(fin, vals, 0.0), side="right") - 1
+            inside = fin & (pos >= 0) & (vals < his[np.clip(pos, 0, None)])
+            codes = np.where(inside, pos + 1, len(labels) + 1)
+            codes = np.where(fin, codes, 0).astype(np.int64)
+            self._cat[spec] = (codes, {k: i + 1 for i, k in enumerate(labels)})
+        return spec
 
     def tree(self, blocking: tuple[str, ...], numeric: tuple[str, ...]) -> tuple[cKDTree, np.ndarray]:
         key = (blocking, numeric)
@@ -394,15 +497,15 @@ class MasterIndex:
         retry_nulls: bool = True,
     ) -> LinkResult:
         """Link each leaked row to a master participant over the mapped columns (see the module doc)."""
-        blocking, numeric = self._usable(leak, mapping)
+        blocking, numeric, spec = self._usable(leak, mapping)
         if not blocking and not numeric:
             raise LinkError("no mapped column can be used to link rows (map at least one column)")
         if leak.num_rows == 0:
             return _empty_result()
-        q = self._query_matrix(leak, mapping, blocking, numeric)
+        q = self._query_matrix(leak, mapping, blocking, numeric, spec)
         if max_distance is None:
             max_distance = max(1.0, 0.5 * math.sqrt(max(len(numeric), 1)))
-        mb = tuple(mapping[c] for c in blocking)
+        mb = tuple(spec[c] for c in blocking)
         mn = tuple(mapping[c] for c in numeric)
         tau = self._resolution(leak, mapping, numeric)
         d1, d2, rows = self._query(mb, mn, q)
@@ -412,7 +515,8 @@ class MasterIndex:
             ok = _accept(d1, d2, ratio, max_distance, tau)
         rows = np.where(ok, rows, -1).astype(np.int64)
         eids = np.where(ok, self.eids[np.clip(rows, 0, None)], -1).astype(np.int64)
-        erased, precision, observed = self.erasures(leak, mapping)
+        generalised = {c for c in blocking if spec[c] != mapping[c]}
+        erased, precision, observed = self.erasures(leak, mapping, generalised)
         return LinkResult(
             eids=eids,
             rows=rows,
@@ -446,10 +550,13 @@ class MasterIndex:
             tau2 += np.where(fin, (err / self.numeric(mc)[2]) ** 2, 0.0)
         return np.sqrt(tau2)
 
-    def _usable(self, leak: pa.Table, mapping: Mapping[str, str]) -> tuple[list[str], list[str]]:
-        """Split mapped leak columns into blocking (categorical) and numeric ones; skip unusable ones."""
+    def _usable(self, leak: pa.Table, mapping: Mapping[str, str]) -> tuple[list[str], list[str], dict[str, str]]:
+        """Split mapped leak columns into blocking (categorical or generalised) and numeric ones; skip
+        unusable ones. Returns (blocking, numeric, spec) where ``spec[leak column]`` names the master
+        coding a blocking column is compared with (the master column, or its coding by ranges)."""
         blocking: list[str] = []
         numeric: list[str] = []
+        spec: dict[str, str] = {}
         for lc, mc in mapping.items():
             if lc not in leak.column_names:
                 raise LinkError(f"mapped leak column {lc!r} is not in the leak")
@@ -459,6 +566,14 @@ class MasterIndex:
             col = leak.column(lc)
             if col.null_count == len(col):
                 continue
+            mtype = self.master.schema.field(mc).type
+            is_date = pa.types.is_date(mtype) or pa.types.is_timestamp(mtype)
+            ivs = _intervals(col, is_date) if prof.kind in ("numeric", "categorical") else None
+            if ivs and prof.sample is not None:
+                blocking.append(lc)
+                spec[lc] = self.interval_codes(mc, ivs)
+                continue
+            spec[lc] = mc
             if prof.kind == "categorical":
                 keys = _category_keys(col)
                 present = keys[keys != None]  # noqa: E711
@@ -470,14 +585,19 @@ class MasterIndex:
                     numeric.append(lc)  # e.g. a noised birth year: compare as a number instead
             elif prof.kind == "numeric" and _numeric_values(col) is not None:
                 numeric.append(lc)
-        return blocking, numeric
+        return blocking, numeric, spec
 
     def _query_matrix(
-        self, leak: pa.Table, mapping: Mapping[str, str], blocking: list[str], numeric: list[str]
+        self,
+        leak: pa.Table,
+        mapping: Mapping[str, str],
+        blocking: list[str],
+        numeric: list[str],
+        spec: Mapping[str, str],
     ) -> np.ndarray:
         parts = []
         for lc in blocking:
-            _, table = self.categories(mapping[lc])
+            _, table = self.categories(spec[lc])
             keys = _category_keys(leak.column(lc))
             codes = np.array([0 if k is None else table.get(str(k), -1) for k in keys], dtype=np.float64)
             parts.append(codes * BLOCK_SCALE)
@@ -539,14 +659,21 @@ class MasterIndex:
 
     # -- erasures
     def erasures(
-        self, leak: pa.Table, mapping: Mapping[str, str]
+        self, leak: pa.Table, mapping: Mapping[str, str], generalised: Iterable[str] = ()
     ) -> tuple[dict[str, np.ndarray], dict[str, int], dict[str, int]]:
-        """Per mapped leak column: cells that are null or lost recorded digits; precision; observed decimals."""
+        """Per mapped leak column: cells that are null or lost recorded digits; precision; observed decimals.
+
+        Every cell of a ``generalised`` column (ranges such as ``[1950, 1955)`` or ``2008-05``) is erased.
+        """
         erased: dict[str, np.ndarray] = {}
         precision: dict[str, int] = {}
         observed: dict[str, int] = {}
+        gen = set(generalised)
         for lc, mc in mapping.items():
             col = leak.column(lc)
+            if lc in gen:
+                erased[lc] = np.ones(leak.num_rows, dtype=bool)
+                continue
             vals = _numeric_values(col)
             mprof = self.profile(mc)
             if vals is None or mprof.kind != "numeric" or pa.types.is_date(col.type):
@@ -640,6 +767,21 @@ def _value_cost(lp: _Profile, mp: _Profile) -> tuple[float, str]:
     """Cost (0 best; inf impossible) of reading leak column ``lp`` as master column ``mp``, with a reason."""
     if lp.kind in ("other",) or mp.kind == "other" or lp.n == 0:
         return math.inf, "incomparable"
+    if lp.kind == "interval":
+        if mp.sample is None or lp.intervals is None or lp.freqs is None or lp.date != mp.date:
+            return math.inf, "ranges of another kind"
+        labels = sorted(lp.intervals, key=lambda k: lp.intervals[k])  # type: ignore[index]
+        los = np.array([lp.intervals[k][0] for k in labels])
+        his = np.array([lp.intervals[k][1] for k in labels])
+        pos = np.searchsorted(los, mp.sample, side="right") - 1
+        inside = (pos >= 0) & (mp.sample < his[np.clip(pos, 0, None)])
+        mfreq = np.bincount(pos[inside], minlength=len(labels)) / len(mp.sample)
+        lfreq = np.array([lp.freqs.get(k, 0.0) for k in labels])
+        outside = 1.0 - float(inside.mean())
+        if outside > 0.5:
+            return math.inf, f"{outside:.0%} of master values outside the ranges"
+        tv = 0.5 * (float(np.abs(lfreq - mfreq).sum()) + outside)
+        return tv, f"ranges: frequency distance {tv:.2f}, {outside:.0%} of master values outside"
     if mp.kind == "categorical":
         if lp.freqs is None or not mp.freqs:
             return math.inf, "not categorical"
@@ -790,10 +932,23 @@ def _refine_by_linkage(
     for i, lc in enumerate(leak_cols):
         lcol = leak.column(lc).take(pa.array(linked))
         lv, lk = _numeric_values(lcol), _category_keys(lcol)
+        lp = lprof.get(lc)
+        ranges = None
+        if lp is not None and lp.kind == "interval" and lp.intervals:
+            nan2 = (math.nan, math.nan)
+            ranges = np.array([lp.intervals.get(str(k), nan2) if k is not None else nan2 for k in lk])
         for j, mc in enumerate(master_cols):
             mv, mk = master_vals[mc]
             mp = index.profile(mc)
-            if lv is not None and mv is not None and mp.kind == "numeric":
+            if ranges is not None:
+                if mv is None or lp is None or mp.date != lp.date:
+                    continue
+                have = np.isfinite(mv) & ~np.isnan(ranges[:, 0])
+                if have.sum() < 3:
+                    continue
+                held = (ranges[have, 0] <= mv[have]) & (mv[have] < ranges[have, 1])
+                cost[i, j] = 1.0 - float(held.mean())
+            elif lv is not None and mv is not None and mp.kind == "numeric":
                 both = np.isfinite(lv) & np.isfinite(mv)
                 if both.sum() < 3:
                     continue

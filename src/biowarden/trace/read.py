@@ -37,7 +37,7 @@ DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB
 MAX_BYTES_ENV = "BIOWARDEN_LEAK_MAX_BYTES"
 METADATA_KEY = b"biowarden.leak"
 
-_NULL_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "nat", "?", "-", "missing", "<na>"})
+_NULL_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "nat", "?", "-", "*", "missing", "<na>"})
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _COMMA_FLOAT_RE = re.compile(r"^[+-]?\d+,\d+$")
