@@ -24,8 +24,13 @@ from biowarden.monitor.detectors import INFO, Monitor, MonitorConfig
 from biowarden.monitor.incidents import DISABLE, SUSPEND, IncidentBook
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
-ATTACKS = ("bulk_pull", "salami_slicing", "coordinated_three_institutions", "compromised_account_night",
-           "expired_application")
+ATTACKS = (
+    "bulk_pull",
+    "salami_slicing",
+    "coordinated_three_institutions",
+    "compromised_account_night",
+    "expired_application",
+)
 
 
 @dataclass(frozen=True)
@@ -73,10 +78,16 @@ def ordinary_traffic(cfg: SimConfig) -> tuple[list[Activity], int]:
         res = [f"r{i:04d}-{j}@inst{i % cfg.institutions:03d}.ac.uk" for j in range(n_res)]
         researchers += n_res
         bursts = [START + timedelta(days=int(rng.integers(0, days))) for _ in range(int(rng.integers(0, 3)))]
-        app = _App(f"A-{i:04d}", f"Institute {i % cfg.institutions:03d}", res, pop,
-                   int(rng.integers(20, 60) if genomics else rng.integers(5, 20)),
-                   float(rng.uniform(1, 3) if genomics else rng.uniform(2, 8)),
-                   START + timedelta(days=days + int(rng.integers(30, 700))), bursts)
+        app = _App(
+            f"A-{i:04d}",
+            f"Institute {i % cfg.institutions:03d}",
+            res,
+            pop,
+            int(rng.integers(20, 60) if genomics else rng.integers(5, 20)),
+            float(rng.uniform(1, 3) if genomics else rng.uniform(2, 8)),
+            START + timedelta(days=days + int(rng.integers(30, 700))),
+            bursts,
+        )
         for r in res:
             app.networks[r] = [f"10.{i % 250}.{j}.0/24" for j in range(int(rng.integers(1, 3)))]
         apps.append(app)
@@ -93,15 +104,30 @@ def ordinary_traffic(cfg: SimConfig) -> tuple[list[Activity], int]:
                     extra = 0
                 for k in range(1 + extra):
                     at = when + timedelta(hours=_hour(rng), minutes=int(rng.integers(0, 60)) + 7 * k)
-                    take = app.population if rng.random() < 0.6 else rng.choice(
-                        app.population, size=max(1, int(len(app.population) * rng.uniform(0.3, 1.0))), replace=False)
+                    take = (
+                        app.population
+                        if rng.random() < 0.6
+                        else rng.choice(
+                            app.population, size=max(1, int(len(app.population) * rng.uniform(0.3, 1.0))), replace=False
+                        )
+                    )
                     net = app.networks[r][int(rng.integers(0, len(app.networks[r])))]
                     if rng.random() < 0.01:
                         net = f"192.0.2.{int(rng.integers(1, 255))}/32"  # travelling
-                    acts.append(Activity(at=at, researcher=r, application=app.id, institution=app.institution,
-                                         rows=len(take), fields=app.fields - int(rng.integers(0, 3)),
-                                         participants=BitMap(np.sort(take)), network=net, client="rstudio",
-                                         app_expires=app.expires))
+                    acts.append(
+                        Activity(
+                            at=at,
+                            researcher=r,
+                            application=app.id,
+                            institution=app.institution,
+                            rows=len(take),
+                            fields=app.fields - int(rng.integers(0, 3)),
+                            participants=BitMap(np.sort(take)),
+                            network=net,
+                            client="rstudio",
+                            app_expires=app.expires,
+                        )
+                    )
     acts.sort(key=lambda a: a.at)
     return acts, researchers * cfg.months
 
@@ -112,82 +138,181 @@ def _history(rng, researcher, app, inst, pop, start, days, network, fields=12, p
     for d in range(0, days, 7):
         for _ in range(per_week):
             at = start + timedelta(days=d + int(rng.integers(0, 5)), hours=int(rng.integers(9, 17)))
-            out.append(Activity(at=at, researcher=researcher, application=app, institution=inst, rows=len(pop),
-                                fields=fields, participants=BitMap(pop), network=network, client="rstudio",
-                                app_expires=start + timedelta(days=400)))
+            out.append(
+                Activity(
+                    at=at,
+                    researcher=researcher,
+                    application=app,
+                    institution=inst,
+                    rows=len(pop),
+                    fields=fields,
+                    participants=BitMap(pop),
+                    network=network,
+                    client="rstudio",
+                    app_expires=start + timedelta(days=400),
+                )
+            )
     return out
 
 
 def attack(name: str, cfg: SimConfig, at: datetime, rng: np.random.Generator) -> list[Activity]:
     """Activities of one attack scenario: an ordinary-looking history, then the malicious part."""
     n = cfg.cohort_size
+    at = at.replace(hour=0, minute=0, second=0, microsecond=0)  # scenario times are offsets from midnight
     hist_start = at - timedelta(days=60)
     if name == "bulk_pull":
         pop = rng.choice(n, 2000, replace=False).astype(np.uint32)
-        acts = _history(rng, "bulk@northbridge.ac.uk", "A-9001", "Northbridge Institute", np.sort(pop), hist_start, 56,
-                        "10.250.1.0/24")
-        acts.append(Activity(at=at, researcher="bulk@northbridge.ac.uk", application="A-9001",
-                             institution="Northbridge Institute", rows=n, fields=30,
-                             participants=BitMap(np.arange(n, dtype=np.uint32)), network="10.250.1.0/24",
-                             client="rstudio", app_expires=at + timedelta(days=300), malicious=name))
+        acts = _history(
+            rng,
+            "bulk@northbridge.ac.uk",
+            "A-9001",
+            "Northbridge Institute",
+            np.sort(pop),
+            hist_start,
+            56,
+            "10.250.1.0/24",
+        )
+        acts.append(
+            Activity(
+                at=at + timedelta(hours=11),
+                researcher="bulk@northbridge.ac.uk",
+                application="A-9001",
+                institution="Northbridge Institute",
+                rows=n,
+                fields=30,
+                participants=BitMap(np.arange(n, dtype=np.uint32)),
+                network="10.250.1.0/24",
+                client="rstudio",
+                app_expires=at + timedelta(days=300),
+                malicious=name,
+            )
+        )
         return acts
     if name == "salami_slicing":
         pop = np.sort(rng.choice(n, 1500, replace=False).astype(np.uint32))
-        acts = _history(rng, "slicer@eastbury.ac.uk", "A-9002", "Eastbury College", pop, hist_start, 56,
-                        "10.250.2.0/24")
+        acts = _history(
+            rng, "slicer@eastbury.ac.uk", "A-9002", "Eastbury College", pop, hist_start, 56, "10.250.2.0/24"
+        )
         order = rng.permutation(n).astype(np.uint32)
         size = int(0.005 * n)
         for k in range(60):  # a 0.5% slice every 4 hours in working hours, for ten days
-            sl = np.sort(order[k * size:(k + 1) * size])
+            sl = np.sort(order[k * size : (k + 1) * size])
             t = at + timedelta(days=k // 3, hours=9 + 4 * (k % 3))
-            acts.append(Activity(at=t, researcher="slicer@eastbury.ac.uk", application="A-9002",
-                                 institution="Eastbury College", rows=len(sl), fields=12, participants=BitMap(sl),
-                                 network="10.250.2.0/24", client="rstudio", app_expires=at + timedelta(days=300),
-                                 malicious=name))
+            acts.append(
+                Activity(
+                    at=t,
+                    researcher="slicer@eastbury.ac.uk",
+                    application="A-9002",
+                    institution="Eastbury College",
+                    rows=len(sl),
+                    fields=12,
+                    participants=BitMap(sl),
+                    network="10.250.2.0/24",
+                    client="rstudio",
+                    app_expires=at + timedelta(days=300),
+                    malicious=name,
+                )
+            )
         return acts
     if name == "coordinated_three_institutions":
         insts = ["Northbridge Institute", "Eastgate University", "Westmoor Institute"]
         acts = []
         for j, inst in enumerate(insts):
             pop = np.sort(rng.choice(n, 1000, replace=False).astype(np.uint32))
-            acts += _history(rng, f"res{j}@{inst.split()[0].lower()}.ac.uk", f"A-910{j}", inst, pop, hist_start, 56,
-                             f"10.251.{j}.0/24")
+            acts += _history(
+                rng,
+                f"res{j}@{inst.split()[0].lower()}.ac.uk",
+                f"A-910{j}",
+                inst,
+                pop,
+                hist_start,
+                56,
+                f"10.251.{j}.0/24",
+            )
         order = rng.permutation(n).astype(np.uint32)
         size = int(0.01 * n)
         for day in range(30):  # each institution takes a disjoint 1% slice a day
             for j, inst in enumerate(insts):
                 k = day * 3 + j
-                sl = np.sort(order[k * size:(k + 1) * size])
+                sl = np.sort(order[k * size : (k + 1) * size])
                 t = at + timedelta(days=day, hours=10 + 2 * j)
-                acts.append(Activity(at=t, researcher=f"res{j}@{inst.split()[0].lower()}.ac.uk",
-                                     application=f"A-910{j}", institution=inst, rows=len(sl), fields=25,
-                                     participants=BitMap(sl), network=f"10.251.{j}.0/24", client="rstudio",
-                                     app_expires=at + timedelta(days=300), malicious=name))
+                acts.append(
+                    Activity(
+                        at=t,
+                        researcher=f"res{j}@{inst.split()[0].lower()}.ac.uk",
+                        application=f"A-910{j}",
+                        institution=inst,
+                        rows=len(sl),
+                        fields=25,
+                        participants=BitMap(sl),
+                        network=f"10.251.{j}.0/24",
+                        client="rstudio",
+                        app_expires=at + timedelta(days=300),
+                        malicious=name,
+                    )
+                )
         return acts
     if name == "compromised_account_night":
         pop = np.sort(rng.choice(n, 800, replace=False).astype(np.uint32))
-        acts = _history(rng, "victim@southfield.ac.uk", "A-9004", "Southfield University", pop, hist_start, 56,
-                        "10.250.4.0/24", fields=8)
+        acts = _history(
+            rng,
+            "victim@southfield.ac.uk",
+            "A-9004",
+            "Southfield University",
+            pop,
+            hist_start,
+            56,
+            "10.250.4.0/24",
+            fields=8,
+        )
         order = rng.permutation(n).astype(np.uint32)
         for k in range(12):  # 4% of the cohort every 10 minutes from 03:00, from a new network and client
-            sl = np.sort(order[k * 20_000:(k + 1) * 20_000])
+            sl = np.sort(order[k * 20_000 : (k + 1) * 20_000])
             t = at.replace(hour=3) + timedelta(minutes=10 * k)
-            acts.append(Activity(at=t, researcher="victim@southfield.ac.uk",
-                                 application="A-9004", institution="Southfield University", rows=len(sl), fields=40,
-                                 participants=BitMap(sl), network="203.0.113.0/24", client="python-requests",
-                                 app_expires=at + timedelta(days=300), malicious=name))
+            acts.append(
+                Activity(
+                    at=t,
+                    researcher="victim@southfield.ac.uk",
+                    application="A-9004",
+                    institution="Southfield University",
+                    rows=len(sl),
+                    fields=40,
+                    participants=BitMap(sl),
+                    network="203.0.113.0/24",
+                    client="python-requests",
+                    app_expires=at + timedelta(days=300),
+                    malicious=name,
+                )
+            )
         return acts
     if name == "expired_application":
         pop = np.sort(rng.choice(n, 3000, replace=False).astype(np.uint32))
         expires = at - timedelta(days=3)
-        acts = [a for a in _history(rng, "late@northway.ac.uk", "A-9005", "Northway College", pop, hist_start, 56,
-                                    "10.250.5.0/24") if a.at < expires]
+        acts = [
+            a
+            for a in _history(
+                rng, "late@northway.ac.uk", "A-9005", "Northway College", pop, hist_start, 56, "10.250.5.0/24"
+            )
+            if a.at < expires
+        ]
         for a in acts:
             a.app_expires = expires
         for k in range(5):
-            acts.append(Activity(at=at + timedelta(days=k), researcher="late@northway.ac.uk", application="A-9005",
-                                 institution="Northway College", rows=len(pop), fields=12, participants=BitMap(pop),
-                                 network="10.250.5.0/24", client="rstudio", app_expires=expires, malicious=name))
+            acts.append(
+                Activity(
+                    at=at + timedelta(days=k, hours=10),
+                    researcher="late@northway.ac.uk",
+                    application="A-9005",
+                    institution="Northway College",
+                    rows=len(pop),
+                    fields=12,
+                    participants=BitMap(pop),
+                    network="10.250.5.0/24",
+                    client="rstudio",
+                    app_expires=expires,
+                    malicious=name,
+                )
+            )
         return acts
     raise ValueError(f"unknown attack {name!r}; known: {', '.join(ATTACKS)}")
 
@@ -227,8 +352,10 @@ class SimResult:
 
 
 def _suspended(book: IncidentBook, act: Activity) -> bool:
-    return bool({("researcher", act.researcher), ("application", act.application),
-                 ("institution", act.institution)} & book.suspended)
+    return bool(
+        {("researcher", act.researcher), ("application", act.application), ("institution", act.institution)}
+        & book.suspended
+    )
 
 
 def run(activities: Iterable[Activity], monitor: Monitor, book: IncidentBook, researcher_months: int = 0) -> SimResult:
@@ -243,8 +370,11 @@ def run(activities: Iterable[Activity], monitor: Monitor, book: IncidentBook, re
         if o is not None:
             o.first_malicious = o.first_malicious or act.at
             o.cells_attempted += act.cells
-            for key in (("researcher", act.researcher), ("application", act.application),
-                        ("institution", act.institution)):
+            for key in (
+                ("researcher", act.researcher),
+                ("application", act.application),
+                ("institution", act.institution),
+            ):
                 malicious_actors[key] = act.malicious
         if _suspended(book, act):
             if o is not None:  # refused: the policy decision point denies suspended scopes
@@ -280,8 +410,9 @@ def run(activities: Iterable[Activity], monitor: Monitor, book: IncidentBook, re
     return SimResult(outcomes, ordinary_alerts, ordinary_susp, researcher_months, count)
 
 
-def simulate(cfg: SimConfig | None = None, attacks: Iterable[str] = ATTACKS,
-             monitor_config: MonitorConfig | None = None) -> SimResult:
+def simulate(
+    cfg: SimConfig | None = None, attacks: Iterable[str] = ATTACKS, monitor_config: MonitorConfig | None = None
+) -> SimResult:
     cfg = cfg or SimConfig()
     acts, researcher_months = ordinary_traffic(cfg)
     rng = np.random.default_rng(cfg.seed + 1)
