@@ -3,11 +3,12 @@
 Every public method takes the caller's ``Identity`` and runs ONE transaction that
 1. locks the registry control row (serialising decisions against suspensions: a request decided after a
    suspension's ledger entry sees the suspension),
-2. loads what the request is about (unknown ids and conflicts fail here: nothing is written),
+2. loads what the request is about (unknown ids fail here: nothing is written),
 3. builds the policy's plain inputs from fresh state and calls ``policy.decide`` (nothing is cached),
 4. writes the decision, allow or deny with its reason code, to the ledger,
 5. on allow applies the change and ledgers it, in the same transaction; on deny commits only the
-   decision and raises ``Denied``.
+   decision and raises ``Denied``. A conflict with the current state (a duplicate, an application that
+   is not a draft...) is reported only to a caller the policy allows, and then nothing is written.
 """
 
 from __future__ import annotations
@@ -181,7 +182,7 @@ class Registry:
         self,
         identity: Identity,
         action: str,
-        prepare: Callable[[Session, datetime], tuple[Resource, Any]],
+        prepare: Callable[[Session, datetime], tuple],
         apply: Callable[[Session, Principal, Any, int, datetime], Any],
     ) -> Any:
         denied: Denied | None = None
@@ -189,9 +190,13 @@ class Registry:
         with self.db.session() as s:
             self._lock(s)
             now = self._now()
-            resource, state = prepare(s, now)
+            prepared = prepare(s, now)
+            resource, state = prepared[0], prepared[1]
+            conflict = prepared[2] if len(prepared) > 2 else None
             principal, d, idx = self._decide(s, identity, action, resource, now)
             if d.allow:
+                if conflict is not None:  # allowed, but impossible now: roll back, nothing is written
+                    raise conflict
                 result = apply(s, principal, state, idx, now)
             else:
                 denied = Denied(action, d.reason, idx)
@@ -491,9 +496,10 @@ class Registry:
         name = v.name(name)
 
         def prepare(s, now):
+            conflict: Conflict | None = None
             if s.scalar(select(InstitutionRow.id).where(func.lower(InstitutionRow.name) == name.lower())):
-                raise Conflict(f"institution {name!r} already exists")
-            return Resource(kind="institution", id=name, institution=name), None
+                conflict = conflict or Conflict(f"institution {name!r} already exists")
+            return Resource(kind="institution", id=name, institution=name), None, conflict
 
         def apply(s, principal, _state, _idx, now):
             row = InstitutionRow(name=name, status="active", created_at=now, created_by=principal.name)
@@ -530,10 +536,11 @@ class Registry:
         display = v.text(name, "researcher name", required=False, limit=200)
 
         def prepare(s, now):
+            conflict: Conflict | None = None
             inst = self._institution(s, institution)
             if s.scalar(select(ResearcherRow.id).where(ResearcherRow.email == email)):
-                raise Conflict(f"researcher {email!r} already exists")
-            return Resource(kind="researcher", id=email, institution=institution), inst
+                conflict = conflict or Conflict(f"researcher {email!r} already exists")
+            return Resource(kind="researcher", id=email, institution=institution), inst, conflict
 
         def apply(s, principal, inst, _idx, now):
             row = ResearcherRow(
@@ -627,8 +634,9 @@ class Registry:
             raise Invalid("at most 1000 members per application")
 
         def prepare(s, now):
+            conflict: Conflict | None = None
             if s.get(ApplicationRow, app_id) is not None:
-                raise Conflict(f"application {app_id!r} already exists")
+                conflict = conflict or Conflict(f"application {app_id!r} already exists")
             inst = self._institution(s, institution)
             start = starts_on or now.date()
             end = expires_on or (start + timedelta(days=3 * 365))
@@ -640,7 +648,11 @@ class Registry:
                 if r.institution_id != inst.id:
                     raise Invalid(f"researcher {email!r} is not a member of {institution!r}")
                 people.append(r)
-            return Resource(kind="application", id=app_id, institution=institution), (inst, start, end, people)
+            return (
+                Resource(kind="application", id=app_id, institution=institution),
+                (inst, start, end, people),
+                conflict,
+            )
 
         def apply(s, principal, state, _idx, now):
             inst, start, end, people = state
@@ -686,13 +698,14 @@ class Registry:
         email = v.email(email)
 
         def prepare(s, now):
+            conflict: Conflict | None = None
             row = self._application(s, app_id)
             r = self._researcher(s, email)
             if r.institution_id != row.institution_id:
                 raise Invalid(f"researcher {email!r} belongs to another institution")
             if s.get(ApplicationMemberRow, (app_id, r.id)) is not None:
-                raise Conflict(f"{email!r} is already a member of {app_id}")
-            return Resource(kind="application", id=app_id, application=self._app_info(s, row)), (row, r)
+                conflict = conflict or Conflict(f"{email!r} is already a member of {app_id}")
+            return Resource(kind="application", id=app_id, application=self._app_info(s, row)), (row, r), conflict
 
         def apply(s, principal, state, _idx, now):
             row, r = state
@@ -710,11 +723,12 @@ class Registry:
         subject = f"application:{app_id}"
 
         def prepare(s, now):
+            conflict: Conflict | None = None
             row = self._application(s, app_id)
             if row.status != "draft":
-                raise Conflict(f"application {app_id} is {row.status}, only a draft can be approved")
+                conflict = conflict or Conflict(f"application {app_id} is {row.status}, only a draft can be approved")
             if now.date() >= row.expires_on:
-                raise Conflict(f"application {app_id} expired on {row.expires_on}")
+                conflict = conflict or Conflict(f"application {app_id} expired on {row.expires_on}")
             voters = frozenset(
                 s.scalars(
                     select(CommitteeVoteRow.voter).where(
@@ -723,7 +737,7 @@ class Registry:
                 ).all()
             )
             info = self._app_info(s, row)
-            return Resource(kind="application", id=app_id, application=info, voters=voters), row
+            return Resource(kind="application", id=app_id, application=info, voters=voters), row, conflict
 
         def apply(s, principal, row, _idx, now):
             s.add(CommitteeVoteRow(subject=subject, action="approve", voter=principal.name, at=now))
@@ -839,6 +853,7 @@ class Registry:
             raise Invalid("the platform can be suspended, not revoked")
 
         def prepare(s, now):
+            conflict: Conflict | None = None
             name, row = self._target(s, scope, target)
             active = s.scalar(
                 select(SuspensionRow.id).where(
@@ -849,7 +864,9 @@ class Registry:
                 )
             )
             if active is not None:
-                raise Conflict(f"{scope} {name or ''} already has an active {kind} (#{active})".replace("  ", " "))
+                conflict = conflict or Conflict(
+                    f"{scope} {name or ''} already has an active {kind} (#{active})".replace("  ", " ")
+                )
             info = self._app_info(s, row) if scope == "application" else None
             res = Resource(
                 kind="suspension",
@@ -857,7 +874,7 @@ class Registry:
                 institution=name if scope == "institution" else None,
                 application=info,
             )
-            return res, (name, row)
+            return res, (name, row), conflict
 
         def apply(s, principal, state, _idx, now):
             name, row = state
@@ -895,6 +912,7 @@ class Registry:
         reason = v.text(reason, "reason")
 
         def prepare(s, now):
+            conflict: Conflict | None = None
             name, row = self._target(s, scope, target)
             active = s.scalars(
                 select(SuspensionRow)
@@ -902,7 +920,7 @@ class Registry:
                 .order_by(SuspensionRow.id)
             ).all()
             if not active:
-                raise Conflict(f"{scope} {name} has no active suspension".replace("  ", " "))
+                conflict = conflict or Conflict(f"{scope} {name} has no active suspension".replace("  ", " "))
             revocations = [a for a in active if a.kind == "revocation"]
             voters: frozenset[str] = frozenset()
             if revocations:
@@ -923,7 +941,7 @@ class Registry:
                 revocation=bool(revocations),
                 voters=voters,
             )
-            return res, (name, row, active, revocations)
+            return res, (name, row, active, revocations), conflict
 
         def apply(s, principal, state, _idx, now):
             name, row, active, revocations = state
@@ -1007,10 +1025,11 @@ class Registry:
         pw_hash = hash_password(v.password(password)) if password is not None else None
 
         def prepare(s, now):
+            conflict: Conflict | None = None
             if s.scalar(select(AccountRow.id).where(AccountRow.username == username)):
-                raise Conflict(f"account {username!r} already exists")
+                conflict = conflict or Conflict(f"account {username!r} already exists")
             r = self._researcher(s, email) if email else None
-            return Resource(kind="account", id=username), r
+            return Resource(kind="account", id=username), r, conflict
 
         def apply(s, principal, r, _idx, now):
             row = AccountRow(
@@ -1087,13 +1106,14 @@ class Registry:
         reason = v.text(reason, "reason")
 
         def prepare(s, now):
+            conflict: Conflict | None = None
             row = s.get(ApiTokenRow, token_id)
             if row is None:
                 raise NotFound(f"no token {token_id}")
             if row.revoked_at is not None:
-                raise Conflict(f"token {token_id} is already revoked")
+                conflict = conflict or Conflict(f"token {token_id} is already revoked")
             owner = s.scalar(select(AccountRow.username).where(AccountRow.id == row.account_id))
-            return Resource(kind="token", id=str(token_id), owner=owner), row
+            return Resource(kind="token", id=str(token_id), owner=owner), row, conflict
 
         def apply(s, principal, row, _idx, now):
             row.revoked_at, row.revoked_reason = now, reason
