@@ -245,3 +245,69 @@ def test_header_only_is_an_error(tmp_path):
 def test_decimals_of():
     d = decimals_of(np.array([171.25, 171.2, 171.0, 120.0, 0.0, np.nan, 0.001, 5.7]))
     assert d.tolist() == [2, 1, 0, -1, 0, -128, 3, 1]
+
+
+def test_large_files_take_the_arrow_path(tmp_path, frame, monkeypatch):
+    import biowarden.trace.read as read_mod
+
+    monkeypatch.setattr(read_mod, "FAST_TEXT_BYTES", 100)
+    p = tmp_path / "big.csv"
+    p.write_text("# exported 2026-04-01 by a researcher\n" + frame.to_csv(sep=";", index=False))
+    t = read_leak(p)
+    info = leak_info(t)
+    assert info["parser"] == "arrow" and info["header"] is True and info["delimiter"] == ";"
+    _check_values(t, frame)
+    q = tmp_path / "big.tsv"
+    frame.to_csv(q, sep="\t", index=False, header=False)
+    t = read_leak(q)
+    assert leak_info(t)["header"] is False
+    _check_values(t, frame, [f"column_{i}" for i in range(1, 6)])
+
+
+def test_title_rows_above_a_table_are_dropped(tmp_path, frame):
+    import openpyxl
+
+    p = tmp_path / "titled.csv"
+    p.write_text("Leaked sample\n\n" + frame.to_csv(index=False) + "total,40\n")
+    t = read_leak(p)
+    assert t.column_names == list(frame.columns)
+    _check_values(t, frame.astype({"4080-0.0": "int64"}))
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["UK Biobank extract - do not share"])
+    ws.append([])
+    ws.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        ws.append([v.item() if hasattr(v, "item") else v for v in row])
+    x = tmp_path / "titled.xlsx"
+    wb.save(x)
+    _check_values(read_leak(x), frame)
+
+
+def test_notebook_polars_and_markdown_tables(tmp_path):
+    polars = (
+        "shape: (3, 4)\n"
+        "┌─────────┬────────┬────────┬───┐\n"
+        "│ eid     ┆ 50-0.0 ┆ sex    ┆ … │\n"
+        "│ ---     ┆ ---    ┆ ---    ┆   │\n"
+        "│ i64     ┆ f64    ┆ str    ┆   │\n"
+        "╞═════════╪════════╪════════╪═══╡\n"
+        '│ 1000001 ┆ 171.2  ┆ "Male" ┆ … │\n'
+        "│ 1000002 ┆ null   ┆ Female ┆ … │\n"
+        "│ …       ┆ …      ┆ …      ┆ … │\n"
+        "│ 1000003 ┆ 158.0  ┆ Female ┆ … │\n"
+        "└─────────┴────────┴────────┴───┘"
+    )
+    markdown = "| a | b |\n|---|---|\n| 1 | x |\n"
+    outs = [
+        {"output_type": "execute_result", "data": {"text/plain": markdown}},
+        {"output_type": "execute_result", "data": {"text/plain": polars}},
+    ]
+    p = tmp_path / "nb.ipynb"
+    p.write_text(json.dumps(_notebook(outs)))
+    t = read_leak(p)
+    assert t.column_names == ["eid", "50-0.0", "sex"]
+    assert t.column("eid").to_pylist() == [1000001, 1000002, 1000003]
+    assert t.column("50-0.0").to_pylist() == [171.2, None, 158.0]
+    assert t.column("sex").to_pylist() == ["Male", "Female", "Female"]
+    assert leak_info(t)["truncated"] is True

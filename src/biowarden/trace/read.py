@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB
+FAST_TEXT_BYTES = 32 * 1024**2  # delimited files above this are parsed by Arrow's multithreaded reader
 MAX_BYTES_ENV = "BIOWARDEN_LEAK_MAX_BYTES"
 METADATA_KEY = b"biowarden.leak"
 
@@ -99,6 +100,8 @@ def read_leak(path: str | Path, *, max_bytes: int | None = None) -> pa.Table:
         elif fmt == "xlsx":
             raw = _read_xlsx(p)
             table, info = _infer_table(raw), raw.info
+        elif fmt == "delimited" and st.st_size > FAST_TEXT_BYTES:
+            table, info = _read_delimited_fast(p)
         else:
             data = p.read_bytes()
             if fmt == "json":
@@ -239,6 +242,8 @@ def _read_delimited(p: Path, data: bytes) -> _Raw:
     good = [(r + [""] * (mode - len(r)))[:mode] for r in rows if len(r) <= mode or not any(r[mode:])]
     skipped = len(rows) - len(good)
     cells = [[(c.strip() or None) for c in r] for r in good]
+    cells, trimmed = _drop_preamble(cells)
+    skipped += trimmed
     names, body, header = _split_header(cells)
     raw = _Raw(names, _transpose(body, len(names)))
     raw.info = {
@@ -249,6 +254,80 @@ def _read_delimited(p: Path, data: bytes) -> _Raw:
         "skipped_rows": skipped,
     }
     return raw
+
+
+def _drop_preamble(rows: list[list[Any]]) -> tuple[list[list[Any]], int]:
+    """Drop title/comment lines above a table and note lines below it (rows far narrower than the table)."""
+    if len(rows) < 3:
+        return rows, 0
+    filled = [sum(1 for c in r if c is not None and str(c).strip() != "") for r in rows]
+    counts: dict[int, int] = {}
+    for f in filled:
+        counts[f] = counts.get(f, 0) + 1
+    typical = max(counts, key=lambda k: (counts[k], k))
+    need = max(2, (typical + 1) // 2)
+
+    def note(i: int) -> bool:  # narrow, and led by text rather than a value: a title, comment or total
+        if filled[i] >= need:
+            return False
+        cells = [str(c).strip() for c in rows[i] if c is not None and str(c).strip() != ""]
+        return not cells or _kind(cells[0]) == "text"
+
+    lo, hi = 0, len(rows)
+    while lo < hi and note(lo):
+        lo += 1
+    while hi > lo and note(hi - 1):
+        hi -= 1
+    if typical < 2 or lo >= hi:
+        return rows, 0
+    return rows[lo:hi], lo + (len(rows) - hi)
+
+
+def _read_delimited_fast(p: Path) -> tuple[pa.Table, dict[str, Any]]:
+    """Large delimited files: sniff on the first lines, then let Arrow parse and type the whole file."""
+    import pyarrow.csv as pacsv
+
+    with p.open("rb") as fh:
+        sample = fh.read(1 << 20)
+    text, encoding = _decode_text(p, sample[: sample.rfind(b"\n") + 1] or sample)
+    lines = [ln for ln in text.splitlines() if ln.strip()][:500]
+    if not lines:
+        raise LeakReadError(f"{p}: the file starts with blank lines only")
+    delim = _sniff_delimiter(lines[:200])
+    rows = [[(c.strip() or None) for c in r] for r in csv.reader(lines, delimiter=delim)]
+    rows, _ = _drop_preamble(rows)
+    first = len(lines) - len(rows) if rows else 0  # preamble lines above the table
+    names, _, header = _split_header(rows)
+    skipped = 0
+
+    def skip(_row: Any) -> str:
+        nonlocal skipped
+        skipped += 1
+        return "skip"
+
+    read_opts = pacsv.ReadOptions(
+        encoding="utf8" if encoding == "utf-8" else "latin1",
+        skip_rows=first + (1 if header else 0),
+        column_names=names,
+        block_size=16 << 20,
+    )
+    parse_opts = pacsv.ParseOptions(delimiter=delim, invalid_row_handler=skip, ignore_empty_lines=True)
+    nulls = sorted(_NULL_TOKENS | {t.upper() for t in _NULL_TOKENS} | {"NaN", "N/A", "NA", "None", "Null"})
+    conv = pacsv.ConvertOptions(null_values=nulls, strings_can_be_null=True)
+    try:
+        table = pacsv.read_csv(p, read_options=read_opts, parse_options=parse_opts, convert_options=conv)
+    except pa.ArrowInvalid as exc:
+        raise LeakReadError(f"{p}: malformed delimited text ({exc})") from None
+    cols = {n: _normalise_arrow(c) for n, c in zip(table.column_names, table.columns, strict=True)}
+    info = {
+        "format": "tsv" if delim == "\t" else "csv",
+        "delimiter": delim,
+        "encoding": encoding,
+        "header": header,
+        "skipped_rows": skipped + first,
+        "parser": "arrow",
+    }
+    return pa.table(cols), info
 
 
 def _sniff_delimiter(lines: Sequence[str]) -> str:
@@ -448,6 +527,8 @@ def _read_xlsx(p: Path) -> _Raw:
         raise LeakReadError(f"{p}: the workbook has no filled cells")
     _, title, grid = best
     cells = [[_cell_text(c) for c in r] for r in grid]
+    cells, _ = _drop_preamble(cells)
+    cells = _trim_grid(cells)
     names, body, header = _split_header(cells)
     raw = _Raw(names, _transpose(body, len(names)))
     raw.info = {"format": "xlsx", "sheet": title, "sheets": sheets, "header": header}
@@ -782,6 +863,59 @@ def _text_block(block: list[str]) -> tuple[list[str], list[str], list[list[str |
     return names, index, rows, truncated, index_name
 
 
+_BOX_SPLIT = re.compile(r"[│┆|]")
+_BOX_RULE = re.compile(r"^[\s\-:=─━═╪┼╞╡├┤┌┐└┘┬┴+|│┆]*$")
+_POLARS_DTYPE = re.compile(
+    r"^(i|u|f)(8|16|32|64)$|^(str|bool|date|time|null|cat|object|binary)$|^(datetime|duration|list|array|struct|decimal|enum)\b"
+)
+
+
+def _box_tables(text: str, where: str) -> list[_Found]:
+    """Tables drawn with box characters or pipes: polars' repr (``│ a ┆ b │``) and Markdown (``| a | b |``)."""
+    blocks: list[list[str]] = []
+    cur: list[str] = []
+    for ln in text.splitlines():
+        st = ln.strip()
+        if st[:1] in ("│", "|", "┌", "╞", "├", "└", "╭", "╰"):
+            cur.append(st)
+        elif cur:
+            blocks.append(cur)
+            cur = []
+    if cur:
+        blocks.append(cur)
+    found = []
+    for block in blocks:
+        rows = []
+        for ln in block:
+            if _BOX_RULE.match(ln):
+                continue
+            cells = [c.strip() for c in _BOX_SPLIT.split(ln)]
+            if cells and cells[0] == "":
+                cells = cells[1:]
+            if cells and cells[-1] == "":
+                cells = cells[:-1]
+            rows.append([c[1:-1] if len(c) >= 2 and c[0] == c[-1] == '"' else c for c in cells])
+        if len(rows) < 2:
+            continue
+        names, body = rows[0], rows[1:]
+        typed = [c for c in body[0] if c and c not in _ELLIPSIS] if body else []
+        if typed and all(_POLARS_DTYPE.match(c) for c in typed):
+            body = body[1:]  # polars prints each column's dtype under its name
+        width = len(names)
+        body = [r for r in body if len(r) == width]
+        truncated = False
+        data: list[list[str | None]] = []
+        for r in body:
+            if all(c in _ELLIPSIS for c in r):
+                truncated = True
+                continue
+            data.append([c if c not in ("", "null") else None for c in r])
+        if data:
+            index = [str(i) for i in range(len(data))]
+            found.append(_finish(names, index, data, where, truncated, ""))
+    return found
+
+
 def _read_notebook(p: Path, nb: dict[str, Any]) -> _Raw:
     found: list[_Found] = []
     for ci, cell in enumerate(nb.get("cells") or []):
@@ -801,7 +935,7 @@ def _read_notebook(p: Path, nb: dict[str, Any]) -> _Raw:
                     _join(out.get("text")) if out.get("output_type") == "stream" else ""
                 )
                 if plain:
-                    tables = _text_tables(plain, where + " (text)")
+                    tables = _text_tables(plain, where + " (text)") or _box_tables(plain, where + " (text)")
             found.extend(t for t in tables if t.names and t.rows)
     if not found:
         raise LeakReadError(f"{p}: the notebook has no table in its cell outputs")
