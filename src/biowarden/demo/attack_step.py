@@ -1,0 +1,99 @@
+"""Demo step: the attacks. Link synthetic registers to the raw cohort and to a generalised release.
+
+Shows what the April 2026 leak enabled: an electoral roll with dates of birth and addresses, and the
+newspaper's approximate birth date plus the date of one operation, re-identify participants in the raw
+data; the same attacks against a generalised release mostly end in ambiguity. Also the Rocher et al.
+likelihood of correct re-identification of the raw birth-and-centre quasi-identifiers in the UK population.
+
+Uses ``ctx.state["cohort_dir"]`` (from the cohort step). If an earlier step left a generalised release in
+``ctx.state["anonymised_release"]`` (an Arrow table with an ``eid`` column of true participant ids), it is
+attacked; otherwise a fixed coarsening (``privacy.register.coarsen_release``) stands in for it.
+"""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from biowarden.demo import DemoContext
+
+_COLUMNS = ["eid", "31-0.0", "34-0.0", "52-0.0", "54-0.0", "189-0.0", "20074-0.0", "20075-0.0", "41282-0"]
+_UK_POPULATION = 67_000_000
+
+
+def run(ctx: DemoContext) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from biowarden.cohort.synth import COHORT_FILE, iter_blocks
+    from biowarden.privacy.copula import combo_histogram, fit_copula, kappa_from_p, rectangle_probabilities
+    from biowarden.privacy.linkage import birthdate_operation_matches, link, register_matches
+    from biowarden.privacy.register import coarsen_release, synthetic_register
+
+    cohort_dir = ctx.state.get("cohort_dir")
+    if cohort_dir is None:
+        ctx.console.print("[yellow]No cohort from an earlier step; skipping the attacks.[/]")
+        return
+    cohort = pq.read_table(cohort_dir / COHORT_FILE, columns=_COLUMNS)
+    n_out = max(1_000, cohort.num_rows // 10)
+    outsiders = pa.concat_tables([b.select(_COLUMNS) for b in iter_blocks(n_out, ctx.seed + 1)])
+    generalised = ctx.state.get("anonymised_release")
+    label = "anonymised release"
+    if generalised is None:
+        generalised = coarsen_release(cohort)
+        label = "generalised release (5-year birth bands, no month, Townsend bands, operation months)"
+    size = min(2_000, max(50, cohort.num_rows // 50))
+    attacks = [
+        (
+            "Electoral roll + date of birth + address",
+            synthetic_register(cohort, size, ctx.seed, "electoral", outsiders=outsiders, outsider_share=0.2),
+            register_matches(["31-0.0", "34-0.0", "52-0.0", "20074-0.0", "20075-0.0"]),
+        ),
+        (
+            "News story: birth month + one operation date",
+            synthetic_register(cohort, size, ctx.seed + 1, "news", "month", 2, outsiders, 0.2),
+            birthdate_operation_matches(3),
+        ),
+    ]
+    t = Table(title=f"Linkage attacks: registers of {size:,} people (1 in 5 not in the cohort)")
+    for c in ("attack", "release", "re-identified", "wrongly", "ambiguous", "precision", "recall"):
+        t.add_column(c, justify="left" if c in ("attack", "release") else "right")
+    results = {}
+    for name, register, matches in attacks:
+        for rel_name, release in (("raw", cohort), ("generalised", generalised)):
+            usable = [m for m in matches if m.release in release.column_names]
+            if not usable:
+                continue
+            d = link(register, release, usable).to_dict()
+            results[(name, rel_name)] = d
+            t.add_row(
+                name,
+                rel_name,
+                f"{d['correct']:,}",
+                f"{d['wrong']:,}",
+                f"{d['ambiguous']:,}",
+                f"{d['precision']:.1%}",
+                f"{d['recall']:.1%}",
+            )
+    ctx.console.print(t)
+    ctx.console.print(f"[dim]generalised = {label}[/]")
+    ctx.state["attack_results"] = results
+
+    # Rocher et al.: the copula is fitted on every record, then scored on a random 20,000 of them.
+    qis = ["31-0.0", "34-0.0", "52-0.0", "54-0.0", "189-0.0"]
+    model = fit_copula(cohort.select(qis), qis)
+    rng = np.random.default_rng(ctx.seed)
+    pick = np.sort(rng.choice(cohort.num_rows, size=min(20_000, cohort.num_rows), replace=False))
+    codes = model.encode(cohort.select(qis).take(pa.array(pick)))
+    combos, _, inverse = combo_histogram(codes)
+    p = rectangle_probabilities(model, combos)[inverse]
+    rocher = {}
+    for who, population in (("participant known to be in the cohort", cohort.num_rows), ("UK", _UK_POPULATION)):
+        kappa = kappa_from_p(p, population)
+        rocher[who] = {"mean_kappa": float(kappa.mean()), "share_above_0.5": float((kappa > 0.5).mean())}
+        ctx.console.print(
+            f"Rocher et al. likelihood of correct re-identification from sex, birth year and month, centre and "
+            f"Townsend index, population {population:,} ({who}): mean [bold]{kappa.mean():.1%}[/], "
+            f"{(kappa > 0.5).mean():.1%} of participants above 50%."
+        )
+    ctx.state["rocher"] = rocher
