@@ -1,0 +1,202 @@
+"""The release pipeline end to end on SQLite and PostgreSQL: allow, determinism, denials, trace."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import func, select
+
+from biowarden.monitor.activity import EXPORT_KIND
+from biowarden.monitor.detectors import MonitorConfig
+from biowarden.registry.auth import LOCAL_OPERATOR as OP
+from biowarden.release import PSEUDONYM_COLUMN, ReleaseDenied, StoreCatalog, create_release
+from biowarden.store.ledger_tables import LedgerEntryRow
+from biowarden.store.release_tables import ReleaseRow
+from biowarden.trace.pseudonym import identify
+from tests.registry.helpers import START
+
+
+def _release(db, keyring, cohort_file, policy, tmp_path, app="A-0017", name="out.parquet", **kw):
+    return create_release(
+        db,
+        keyring,
+        tmp_path,
+        application_id=app,
+        out_path=tmp_path / name,
+        cohort=cohort_file,
+        egress_policy=policy,
+        now=START,
+        monitor_config=MonitorConfig(cohort_size=3000, bulk_share=0.5),
+        **kw,
+    )
+
+
+def _ledger_kinds(db) -> list[str]:
+    with db.session() as s:
+        return list(s.scalars(select(LedgerEntryRow.kind).order_by(LedgerEntryRow.idx)))
+
+
+def _releases(db) -> int:
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(ReleaseRow)))
+
+
+def test_release_end_to_end(db, reg, keyring, cohort_file, policy, tmp_path):
+    with pq.ParquetFile(cohort_file[0]) as f:
+        eids = f.read(columns=["eid"]).column("eid").to_numpy()
+    participants = eids[::3]
+    m = _release(db, keyring, cohort_file, policy, tmp_path, participants=participants)
+    out = tmp_path / "out.parquet"
+    assert out.exists() and hashlib.sha256(out.read_bytes()).hexdigest() == m.file_sha256
+    t = pq.read_table(out)
+    assert "eid" not in t.column_names and t.column_names[0] == PSEUDONYM_COLUMN
+    assert t.num_rows == participants.size == m.rows
+    # the pseudonyms decode to this application's number and to exactly the requested participants
+    ids = identify(t.column(PSEUDONYM_COLUMN).to_numpy(), keyring)
+    apps, decoded = (ids[0], ids[1]) if isinstance(ids, tuple) else (ids.application, ids.eid)
+    assert set(np.asarray(apps).tolist()) == {m.application_no}
+    assert np.array_equal(np.sort(np.asarray(decoded)), np.sort(participants))
+    # QIs generalised to reach the threshold, measures marked
+    assert set(m.quasi_identifiers) == {"31-0.0", "34-0.0", "54-0.0"}
+    assert m.risk["smallest_class"] >= 5 or m.risk["suppressed"] > 0
+    assert set(m.levels) == set(m.quasi_identifiers) and m.risk["prosecutor_highest"] <= 0.2 + 1e-9
+    assert all(isinstance(v, str) for v in t.column("34-0.0").to_pylist())  # generalised QIs are labels
+    assert m.marks["cells_marked"] > 0 and "50-0.0" in m.marks["marked_columns"]
+    # the marks moved some measure values by one unit of their precision
+    master = pq.read_table(cohort_file[0], columns=["eid", "50-0.0"])
+    order = np.argsort(master.column("eid").to_numpy())
+    heights = dict(zip(master.column("eid").to_numpy()[order], master.column("50-0.0").to_numpy()[order], strict=True))
+    released = t.column("50-0.0").to_numpy()
+    orig = np.array([heights[e] for e in np.asarray(decoded)])
+    diff = np.abs(released - orig)
+    assert np.nanmax(diff) > 0 and np.nanmax(diff) < 1.01
+    kinds = _ledger_kinds(db)
+    assert "release.create" in kinds and EXPORT_KIND in kinds
+    assert _releases(db) == 1
+    recs = StoreCatalog(db).releases()
+    assert len(recs) == 1 and np.array_equal(recs[0].participants(), np.sort(participants))
+
+
+def test_same_request_same_bytes(db, reg, keyring, cohort_file, policy, tmp_path):
+    with pq.ParquetFile(cohort_file[0]) as f:
+        eids = f.read(columns=["eid"]).column("eid").to_numpy()[:1000]
+    a = _release(db, keyring, cohort_file, policy, tmp_path, name="a.parquet", participants=eids)
+    b = _release(db, keyring, cohort_file, policy, tmp_path, name="b.parquet", participants=eids)
+    assert a.file_sha256 == b.file_sha256
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert a.release_id != b.release_id
+
+
+def _denied(db, keyring, cohort_file, policy, tmp_path, reason_prefix, **kw):
+    before = _releases(db)
+    with pytest.raises(ReleaseDenied) as e:
+        _release(db, keyring, cohort_file, policy, tmp_path, name="denied.parquet", **kw)
+    assert e.value.reason.startswith(reason_prefix), e.value.reason
+    assert not (tmp_path / "denied.parquet").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".denied")]
+    assert _releases(db) == before
+    assert "release.create" not in _ledger_kinds(db)
+    return e.value
+
+
+def test_unapproved_application_denied(db, reg, keyring, cohort_file, policy, tmp_path):
+    _denied(
+        db,
+        keyring,
+        cohort_file,
+        policy,
+        tmp_path,
+        "DENY_APPLICATION_NOT_APPROVED",
+        app="A-0030",
+        participants=np.arange(1000),
+    )
+
+
+def test_suspended_institution_denied(db, reg, keyring, cohort_file, policy, tmp_path):
+    reg.suspend(OP, "institution", "Northbridge Institute", "investigation")
+    _denied(db, keyring, cohort_file, policy, tmp_path, "DENY_SUSPENDED", participants=None)
+
+
+def test_field_outside_scope_denied(db, reg, keyring, cohort_file, policy, tmp_path):
+    with pq.ParquetFile(cohort_file[0]) as f:
+        eids = f.read(columns=["eid"]).column("eid").to_numpy()[:500]
+    _denied(db, keyring, cohort_file, policy, tmp_path, "DENY", fields=["31", "30700"], participants=eids)
+
+
+def test_cap_exceeded_denied_with_suggestion(db, reg, keyring, cohort_file, policy, tmp_path):
+    d = _denied(db, keyring, cohort_file, policy, tmp_path, "DENY_CAP_ROWS")
+    assert d.suggestion and "2,500" in d.suggestion
+    assert "release.denied" in _ledger_kinds(db)
+
+
+def test_leak_merged_from_two_releases_is_traced(db, reg, keyring, cohort_file, policy, tmp_path):
+    from biowarden.trace import attacks
+    from biowarden.trace.accuse import trace_table
+
+    with pq.ParquetFile(cohort_file[0]) as f:
+        master = f.read()
+    eids = master.column("eid").to_numpy()
+    fields = ["50", "21002", "4080", "4079", "30690", "30740"]
+    _release(db, keyring, cohort_file, policy, tmp_path, name="n.parquet", fields=fields, participants=eids[:1400])
+    _release(
+        db,
+        keyring,
+        cohort_file,
+        policy,
+        tmp_path,
+        app="A-0020",
+        name="e.parquet",
+        fields=fields,
+        participants=eids[1400:2800],
+    )
+    a = pq.read_table(tmp_path / "n.parquet")
+    b = pq.read_table(tmp_path / "e.parquet")
+    leak = attacks.strip_ids(pa_concat([a.slice(0, 150), b.slice(0, 150)]), [PSEUDONYM_COLUMN])
+    verdict = trace_table(leak, master, cohort_file[1], StoreCatalog(db), keyring)
+    accused = {x.application for x in verdict.accused}
+    assert accused == {"A-0017", "A-0020"}, verdict.to_dict()["top_candidates"]
+
+
+def pa_concat(tables):
+    import pyarrow as pa
+
+    return pa.concat_tables(tables)
+
+
+def test_missing_folder_is_an_error(db, reg, keyring, cohort_file, policy, tmp_path):
+    from biowarden.release import ReleaseError
+
+    with pytest.raises(ReleaseError):
+        create_release(
+            db,
+            keyring,
+            tmp_path,
+            application_id="A-0017",
+            out_path=Path(tmp_path) / "no" / "x.parquet",
+            cohort=cohort_file,
+            egress_policy=policy,
+            now=START,
+        )
+
+
+def test_bulk_export_blocked_by_monitor_precheck(db, reg, keyring, cohort_file, policy, tmp_path):
+    with pq.ParquetFile(cohort_file[0]) as f:
+        eids = f.read(columns=["eid"]).column("eid").to_numpy()[:1000]
+    with pytest.raises(ReleaseDenied) as e:
+        create_release(
+            db,
+            keyring,
+            tmp_path,
+            application_id="A-0017",
+            out_path=tmp_path / "bulk.parquet",
+            cohort=cohort_file,
+            egress_policy=policy,
+            now=START,
+            participants=eids,
+        )
+    assert e.value.reason == "DENY_MONITOR_BULK_EXPORT"
+    assert not (tmp_path / "bulk.parquet").exists() and _releases(db) == 0
