@@ -23,8 +23,11 @@ app = typer.Typer(
 _REGISTRY: list[tuple[str, str, str | None]] = [
     ("biowarden.cli.demo_cmd", "register", None),
     ("biowarden.cli.cohort_cmd", "register", "cohort"),
+    ("biowarden.cli.privacy_cmd", "register", None),
     ("biowarden.cli.ledger_cmd", "register", "ledger"),
     ("biowarden.cli.registry_cmd", "register", None),
+    ("biowarden.cli.release_cmd", "register", "release"),
+    ("biowarden.cli.trace_cmd", "register", None),
 ]
 
 

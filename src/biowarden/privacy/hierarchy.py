@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 TOP = "*"
+NULL_VALUE = "NULL"  # how biowarden.privacy.data renders a missing value
 
 
 class HierarchyError(ValueError):
@@ -147,10 +148,12 @@ def column_of_hierarchy_file(filename: str) -> str | None:
     return None
 
 
-def load_hierarchies(folder: str | Path, columns: Iterable[str] | None = None) -> dict[str, Hierarchy]:
+def load_hierarchies(
+    folder: str | Path, columns: Iterable[str] | None = None, required: bool = True
+) -> dict[str, Hierarchy]:
     """All hierarchies of a folder (``<column>.csv`` or ``<anything>_hierarchy_<column>.csv``).
 
-    With ``columns`` only those are loaded, and a column without a file is an error.
+    With ``columns`` only those are loaded, and (when ``required``) a column without a file is an error.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -165,7 +168,9 @@ def load_hierarchies(folder: str | Path, columns: Iterable[str] | None = None) -
             files[col] = p
     wanted = list(columns) if columns is not None else list(files)
     missing = [c for c in wanted if c not in files]
-    if missing:
+    if not required:
+        wanted = [c for c in wanted if c in files]
+    elif missing:
         raise HierarchyError(f"no hierarchy file in {folder} for column(s): {', '.join(missing)}")
     return {c: read_hierarchy_file(files[c], c) for c in wanted}
 
@@ -363,8 +368,34 @@ def build_coding_hierarchy(name: str, values: Iterable[str], coding: str) -> Hie
             if entry is None:
                 raise HierarchyError(f"column {name!r}: {v!r} is not a UK Biobank assessment centre (coding 10)")
             rows.append([v, entry[1], entry[2], TOP])
+    elif coding == "month-quarter":
+        for v in sorted(set(values), key=lambda x: (len(x), x)):
+            try:
+                m = int(float(v))
+            except ValueError:
+                raise HierarchyError(f"column {name!r}: {v!r} is not a month number (1-12)") from None
+            if not 1 <= m <= 12:
+                raise HierarchyError(f"column {name!r}: {v!r} is not a month number (1-12)")
+            rows.append([v, f"Q{(m - 1) // 3 + 1}", TOP])
+    elif coding == "ukb-ethnicity-group":
+        # UK Biobank coding 1001: four-digit codes belong to the group of their first digit
+        for v in sorted(set(values)):
+            s = _centre_key(v)
+            group = s[0] if len(s) == 4 and s.isdigit() else s
+            rows.append([v, group, TOP])
+    elif coding == "opcs4-chapter":
+        for v in sorted(set(values)):
+            s = v.strip().upper()
+            if not s or not s[0].isalpha():
+                raise HierarchyError(f"column {name!r}: {v!r} is not an OPCS-4 code")
+            rows.append([v, s[:3], s[0], TOP])
+        if rows and all(r[0] == r[1] for r in rows):
+            rows = [[r[0], *r[2:]] for r in rows]
     else:
-        raise HierarchyError(f"unknown coding hierarchy {coding!r} (icd10-chapter, ukb-centre-region)")
+        raise HierarchyError(
+            f"unknown coding hierarchy {coding!r} "
+            "(icd10-chapter, ukb-centre-region, month-quarter, ukb-ethnicity-group, opcs4-chapter)"
+        )
     return Hierarchy(name, rows)
 
 
@@ -372,6 +403,10 @@ def build_hierarchy(name: str, spec: str, values: Iterable[str], folder: str | P
     """A hierarchy for column ``name`` from a dictionary spec string, covering ``values``."""
     kind, args = parse_spec(spec)
     values = list(values)
+    if kind != "file" and NULL_VALUE in values:
+        # missing values generalise to themselves until the top
+        h = build_hierarchy(name, spec, [v for v in values if v != NULL_VALUE], folder)
+        return Hierarchy(name, [*h.rows, [NULL_VALUE] * (h.height - 1) + [TOP]])
     if kind == "date":
         return build_date_hierarchy(name, values, args)
     if kind == "interval":

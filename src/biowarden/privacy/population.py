@@ -70,8 +70,16 @@ def pitman_uniques(cs: ClassSizes, population: float) -> float:
     t0 = (n * u * c - c1 * (n - 1.0) * (2.0 * u + c)) / (2.0 * c1 * u + c1 * c - n * c)
     a0 = (t0 * (c1 - n) + (n - 1.0) * c1) / (n * u)
 
+    def inside(t: float, a: float) -> bool:
+        return math.isfinite(t) and math.isfinite(a) and 0.0 < a < 1.0 and t > -a and abs(t) < 1e12
+
+    if not inside(t0, a0):
+        return math.nan
+
     def score(x: np.ndarray) -> np.ndarray:
         t, a = float(x[0]), float(x[1])
+        if not inside(t, a):
+            return np.array([1e6, 1e6])
         q = t / a
         s1 = (special.digamma(q + u) - special.digamma(q + 1.0)) / a  # sum_{i<u} 1/(t+i a)
         s2 = special.digamma(t + n) - special.digamma(t + 1.0)  # sum_{i<n} 1/(t+i)
@@ -81,6 +89,8 @@ def pitman_uniques(cs: ClassSizes, population: float) -> float:
 
     def jac(x: np.ndarray) -> np.ndarray:
         t, a = float(x[0]), float(x[1])
+        if not inside(t, a):
+            return np.eye(2)
         i = np.arange(1.0, u) if u < 5e6 else None
         if i is not None:
             d = t + i * a
@@ -99,7 +109,9 @@ def pitman_uniques(cs: ClassSizes, population: float) -> float:
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            sol = optimize.root(score, np.array([t0, a0]), jac=jac, method="hybr", options={"xtol": 1e-12})
+            sol = optimize.root(
+                score, np.array([t0, a0]), jac=jac, method="hybr", options={"xtol": 1e-12, "maxfev": 400}
+            )
             t, a = float(sol.x[0]), float(sol.x[1])
             ok = sol.success and np.all(np.abs(score(sol.x)) < 1e-6)
         except (ValueError, FloatingPointError, ZeroDivisionError):
