@@ -26,6 +26,8 @@ _REGISTRY: list[tuple[str, str, str | None]] = [
     ("biowarden.cli.privacy_cmd", "register", None),
     ("biowarden.cli.ledger_cmd", "register", "ledger"),
     ("biowarden.cli.registry_cmd", "register", None),
+    ("biowarden.cli.release_cmd", "register", "release"),
+    ("biowarden.cli.trace_cmd", "register", None),
 ]
 
 
