@@ -57,7 +57,7 @@ def _identity(reg, as_user: str | None):
 
     if as_user is None:
         return LOCAL_OPERATOR
-    password = typer.prompt(f"password for {as_user}", hide_input=True)
+    password = typer.prompt(f"password for {as_user}", hide_input=True, err=True)
     return reg.password_identity(as_user, password)
 
 
@@ -370,7 +370,7 @@ def user_add(
     elif password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
     with _registry() as reg:
         view = reg.add_account(LOCAL_OPERATOR, username, role, password=password, researcher=researcher)
         _show(view, as_json, ["username", "roles", "researcher", "status"], "account")
