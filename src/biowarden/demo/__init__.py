@@ -29,6 +29,8 @@ class DemoContext:
 # (title, module, function): each function takes the DemoContext.
 STEPS: list[tuple[str, str, str]] = [
     ("The cohort", "biowarden.demo.cohort_step", "run"),
+    ("Re-identification: linkage attacks and the Rocher likelihood", "biowarden.demo.attack_step", "run"),
+    ("Monitoring: the incident's pulls caught and suspended", "biowarden.demo.monitor_step", "run"),
 ]
 
 
