@@ -308,7 +308,12 @@ def _profile(name: str, col: pa.ChunkedArray | pa.Array, *, categorical_hint: bo
     integral = bool(np.all(uniq == np.round(uniq)))
     is_date = pa.types.is_date(t) or pa.types.is_timestamp(t)
     if categorical_hint is None:
-        categorical = integral and len(uniq) <= MAX_CATEGORIES and not is_date
+        # integer codes block exactly only when they look like labels (11001, 11010, 1001...); a run of
+        # consecutive integers (sex 0/1, months, years, grip strength) is an ordered quantity, compared as
+        # a number so that a mark or a rounding of one unit costs a little distance instead of the link
+        span = float(uniq[-1] - uniq[0] + 1)
+        ordinal = span <= 2 * len(uniq)
+        categorical = integral and len(uniq) <= MAX_CATEGORIES and not is_date and not ordinal
     else:
         categorical = categorical_hint and not is_date
     prof = _Profile(
@@ -409,9 +414,9 @@ class MasterIndex:
             return None
         if vt.startswith("Categorical"):
             return True
-        if vt in ("Continuous", "Date", "Time"):
+        if vt in ("Continuous", "Date", "Time", "Integer"):
             return False
-        return None  # integers: decided by their number of distinct values
+        return None
 
     def profile(self, column: str) -> _Profile:
         if column not in self._profiles:
@@ -546,8 +551,19 @@ class MasterIndex:
                 continue
             recorded = 10.0 ** -self.precision(mc)
             observed = 10.0 ** -int(decimals_of(vals[fin]).max())
-            err = recorded + (0.5 * observed if observed > recorded else 0.0)
-            tau2 += np.where(fin, (err / self.numeric(mc)[2]) ** 2, 0.0)
+            std = self.numeric(mc)[2]
+            role = str(getattr(self.field_for(mc), "role", "") or "")
+            # marks go into measures only, never into quasi-identifiers or categories; without a dictionary,
+            # neither a column of few integer values (years, months, codes) nor one whose unit is over a
+            # fifth of its spread is taken to carry them
+            if role:
+                mark = recorded if role == "measure" else 0.0
+            else:
+                prof = self.profile(mc)
+                coded = prof.integral and prof.distinct <= MAX_CATEGORIES  # years, months, codes
+                mark = recorded if recorded <= 0.2 * std and not coded else 0.0
+            err = mark + (0.5 * observed if observed > recorded else 0.0)
+            tau2 += np.where(fin, (err / std) ** 2, 0.0)
         return np.sqrt(tau2)
 
     def _usable(self, leak: pa.Table, mapping: Mapping[str, str]) -> tuple[list[str], list[str], dict[str, str]]:
