@@ -1,0 +1,166 @@
+"""API latency on loopback under a paced load of 200 requests/s: authorised requests (each decided by the
+policy and ledgered) against the unauthenticated health check as the floor.
+
+A real uvicorn server on 127.0.0.1 (an ephemeral port), a fresh store (SQLite file; PostgreSQL on
+127.0.0.1 when reachable), 16 client threads sending on a fixed schedule (open loop: latency is measured
+from the scheduled send time, so queueing shows). Bounded: REQUESTS per endpoint (default 1,000) and at most
+MAX_SECONDS per endpoint. Run: .venv/bin/python -m bench.bench_api
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+
+import httpx
+import sqlalchemy as sa
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from biowarden.keys import KeyRing
+from biowarden.registry import LOCAL_OPERATOR as OP
+from biowarden.store import connect, migrate
+from biowarden.web import create_app
+
+RATE = float(os.environ.get("BENCH_API_RATE", "200"))
+REQUESTS = int(os.environ.get("BENCH_API_REQUESTS", "1000"))
+MAX_SECONDS = float(os.environ.get("BENCH_API_MAX_SECONDS", "30"))
+WORKERS = 16
+PG_URL = os.environ.get("BIOWARDEN_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _serve(app):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _paced(base: str, method: str, path: str, headers: dict, body) -> dict:
+    start = time.perf_counter() + 0.2
+    schedule = [start + i / RATE for i in range(REQUESTS)]
+    nxt = iter(range(REQUESTS))
+    lock = threading.Lock()
+    lat: list[float] = []
+    statuses: dict[int, int] = {}
+
+    def worker() -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+            while True:
+                with lock:
+                    i = next(nxt, None)
+                if i is None or time.perf_counter() - start > MAX_SECONDS:
+                    return
+                delay = schedule[i] - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                r = c.request(method, path, json=body)
+                done = time.perf_counter()
+                with lock:
+                    lat.append((done - schedule[i]) * 1000)
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+    threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    xs = sorted(lat)
+    return {
+        "n": len(xs),
+        "rate": len(xs) / elapsed,
+        "p50": statistics.median(xs),
+        "p99": xs[min(len(xs) - 1, int(0.99 * len(xs)))],
+        "ok": statuses.get(200, 0),
+        "statuses": statuses,
+    }
+
+
+def _run(db, keyring) -> dict[str, dict]:
+    app = create_app(db, keyring)
+    reg = app.state.registry
+    reg.add_institution(OP, "Northbridge Institute")
+    reg.add_researcher(OP, "ann@northbridge.ac.uk", "Northbridge Institute")
+    reg.add_application(OP, "A-0017", "Northbridge Institute", ["31", "34"], members=["ann@northbridge.ac.uk"])
+    reg.approve_application(OP, "A-0017")
+    reg.add_account(OP, "ann", ["researcher"], researcher="ann@northbridge.ac.uk")
+    h = {"Authorization": f"Bearer {reg.create_token(OP, username='ann').token}"}
+    server, thread, base = _serve(app)
+    try:
+        return {
+            "GET /health (open, no decision)": _paced(base, "GET", "/health", {}, None),
+            "GET /me (authorised, ledgered)": _paced(base, "GET", "/me", h, None),
+            "POST /applications/A-0017/access": _paced(
+                base, "POST", "/applications/A-0017/access", h, {"fields": ["31"]}
+            ),
+        }
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def main() -> None:
+    console = Console()
+    keyring = KeyRing(bytes.fromhex("33" * 32))
+    results: dict[str, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/api.db"
+        migrate(url)
+        db = connect(url)
+        results["SQLite"] = _run(db, keyring)
+        db.dispose()
+    try:
+        admin = sa.create_engine(PG_URL)
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        with admin.begin() as c:
+            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            sep = "&" if "?" in PG_URL else "?"
+            url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+            migrate(url)
+            db = connect(url)
+            results["PostgreSQL"] = _run(db, keyring)
+            db.dispose()
+        finally:
+            with admin.begin() as c:
+                c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+    except sa.exc.OperationalError as exc:
+        console.print(f"[yellow]PostgreSQL not reachable ({exc.__class__.__name__}); SQLite only[/]")
+    table = Table(
+        title=f"API on 127.0.0.1, paced at {RATE:.0f} req/s, {REQUESTS} requests per row (latency ms "
+        "from the scheduled send)"
+    )
+    for col in ("store", "endpoint", "requests", "achieved req/s", "p50", "p99", "200 OK"):
+        table.add_column(col)
+    for store, rows in results.items():
+        for name, r in rows.items():
+            table.add_row(
+                store,
+                name,
+                str(r["n"]),
+                f"{r['rate']:.0f}",
+                f"{r['p50']:.1f}",
+                f"{r['p99']:.1f}",
+                f"{r['ok']}/{r['n']}",
+            )
+    console.print(table)
+    console.print(
+        f"machine: {os.cpu_count()} cores, shared with other work; every authorised request writes "
+        "its decision to the ledger in its own transaction (SQLite: synchronous=FULL, one writer)"
+    )
+
+
+if __name__ == "__main__":
+    main()
