@@ -152,3 +152,22 @@ def test_fast_calibration_of_the_bound(master, keyring):
     for thr in (15.0, 30.0, 45.0):
         bound = np.exp(bounds.chernoff_logp(thr, up, down, code.agree_probability(p, y)))
         assert np.mean(s >= thr) <= bound + 3 * np.sqrt(bound / s.size)
+
+
+def test_trace_file_end_to_end_with_reading_and_linking(tmp_path, master, dictionary, keyring, released):
+    """A CSV listing: three copies merged, IDs dropped, columns renamed and rounded; read, linked, traced."""
+    import pyarrow.csv as pacsv
+
+    from biowarden.trace.accuse import trace_file
+
+    copies, records = released
+    leak = attacks.merge([copies[a] for a in (5, 14, 27)], "majority", seed=1)
+    leak = attacks.strip_ids(attacks.subsample(leak, 150, seed=2))
+    leak = attacks.round_columns(leak, {"21002-0.0": 0})
+    leak = attacks.rename_columns(leak, {"50-0.0": "height_cm", "21002-0.0": "weight"})
+    path = tmp_path / "listing.csv"
+    pacsv.write_csv(leak, path)
+    v = trace_file(path, master, dictionary, records, keyring)
+    assert v.rows_read == 150 and v.rows_linked >= 140
+    assert v.columns.get("height_cm") == "50-0.0"
+    assert sorted(a.application_no for a in v.accused) == [5, 14, 27]
