@@ -171,3 +171,21 @@ def test_trace_file_end_to_end_with_reading_and_linking(tmp_path, master, dictio
     assert v.rows_read == 150 and v.rows_linked >= 140
     assert v.columns.get("height_cm") == "50-0.0"
     assert sorted(a.application_no for a in v.accused) == [5, 14, 27]
+
+
+def test_empty_and_unlinkable_leaks_accuse_nobody(master, dictionary, keyring, released):
+    copies, records = released
+    leak, eids = leak_of(copies[1].slice(0, 0))
+    v = run_trace(leak, eids, master, dictionary, records, keyring)
+    assert v.accused == [] and v.rows_read == 0 and v.candidates_scored == 0
+    leak, eids = leak_of(copies[1].slice(0, 20))
+    v = run_trace(leak, np.full(20, -1), master, dictionary, records, keyring)
+    assert v.accused == [] and v.rows_linked == 0
+
+
+def test_bulk_dump_scored_on_a_spread_subset(master, dictionary, keyring, released):
+    copies, records = released
+    leak, eids = leak_of(copies[9])
+    v = run_trace(leak, eids, master, dictionary, records, keyring, max_cells=2000)
+    assert v.cells_read > 20_000 and v.cells_scored == 2000
+    assert [a.application_no for a in v.accused] == [9]

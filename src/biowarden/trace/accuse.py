@@ -40,6 +40,7 @@ from biowarden.trace.releases import ReleaseCatalog, ReleaseRecord
 DEFAULT_EPSILON = 1e-6
 EXACT_Z = 2.5  # candidates whose standardised score exceeds this get the exact Chernoff bound
 MAX_EXACT = 64
+MAX_CELLS = 250_000  # a bulk dump is scored on an evenly spread subset (chosen from the leak alone: sound)
 
 
 class TraceError(ValueError):
@@ -68,6 +69,23 @@ class CellReads:
     def size(self) -> int:
         return int(self.y.size)
 
+    def subset(self, idx: np.ndarray) -> CellReads:
+        return CellReads(
+            self.row[idx],
+            self.eid[idx],
+            self.col[idx],
+            self.secret[idx],
+            self.p[idx],
+            self.y[idx],
+            self.leak_units[idx],
+            self.master_units[idx],
+            self.columns,
+            self.leak_columns,
+            self.precision,
+            self.erased,
+            self.rounded_columns,
+        )
+
 
 @dataclass
 class Accusation:
@@ -90,6 +108,7 @@ class TraceVerdict:
     false_accusation_bound: float
     epsilon: float
     cells_read: int = 0
+    cells_scored: int = 0
     cells_erased: int = 0
     layers_applied: list[str] = field(default_factory=list)
     columns: dict[str, str] = field(default_factory=dict)  # leak column -> master column
@@ -421,6 +440,7 @@ def trace_table(
     quasi_columns: Iterable[str] = (),
     eid_column: str = PARTICIPANT_COLUMN,
     max_evidence_cells: int = 20,
+    max_cells: int = MAX_CELLS,
 ) -> TraceVerdict:
     """Trace a leaked table back to the applications whose copies it came from.
 
@@ -451,6 +471,9 @@ def trace_table(
     linked = np.where(p_row_eid >= 0, p_row_eid, linked)  # a verified pseudonym names its participant
     rows_linked = int((linked >= 0).sum())
     cells = read_cells(leak, linked, master_aug, mapping, policy, keyring, eid_column)
+    cells_read = cells.size
+    if cells.size > max_cells:
+        cells = cells.subset(np.unique(np.linspace(0, cells.size - 1, max_cells).astype(np.int64)))
     linked_unique = np.unique(linked[linked >= 0])
     found_canaries = linked_unique[canary.is_canary(linked_unique)]
 
@@ -564,7 +587,8 @@ def trace_table(
         rows_linked=rows_linked,
         false_accusation_bound=float(epsilon),
         epsilon=float(epsilon),
-        cells_read=cells.size,
+        cells_read=cells_read,
+        cells_scored=cells.size,
         cells_erased=cells.erased,
         layers_applied=layers_applied,
         columns=dict(mapping),
