@@ -29,7 +29,10 @@ class DemoContext:
 # (title, module, function): each function takes the DemoContext.
 STEPS: list[tuple[str, str, str]] = [
     ("The cohort", "biowarden.demo.cohort_step", "run"),
+    ("The registry: institutions, researchers, applications", "biowarden.demo.registry_step", "run"),
     ("Re-identification: linkage attacks and the Rocher likelihood", "biowarden.demo.attack_step", "run"),
+    ("Releases, the incident's pulls refused, the leak traced", "biowarden.demo.release_step", "run"),
+    ("Tracing: the regulator's view", "biowarden.demo.trace_step", "run"),
     ("Monitoring: the incident's pulls caught and suspended", "biowarden.demo.monitor_step", "run"),
 ]
 
