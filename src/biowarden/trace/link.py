@@ -14,13 +14,16 @@ Columns (:func:`map_columns`, :func:`map_columns_detailed`)
     identifiers (nearly all values distinct, matching nothing) are reported and skipped.
 
 Rows (:class:`MasterIndex`, :func:`link_rows`)
-    Categorical columns (sex, birth year, centre...) block exactly; numeric columns are standardised by
-    the master's spread; both go into one ``scipy.spatial.cKDTree`` in which the categorical codes sit
-    ``BLOCK_SCALE`` apart, so a nearest neighbour always lies in the leak row's block. A row is linked to
-    its nearest participant when that neighbour is within ``max_distance`` and clearly nearer than the
-    second (``d1 <= ratio * d2``); otherwise it is left unlinked (``-1``). Missing values: a null matches a
-    null; a row whose nulls stop it from linking is retried without those columns. The index (column
-    encodings and trees per column set) is built once and reused across leaks.
+    Categorical fields (sex, centre, ethnicity: by the dictionary, or integer codes that look like labels)
+    and generalised ranges (``[1950, 1955)``, ``2008-05``) block exactly; every other column (measures,
+    years, dates as day numbers) is standardised by the master's spread. Both go into one
+    ``scipy.spatial.cKDTree`` in which block codes sit ``BLOCK_SCALE`` apart, so a nearest neighbour always
+    lies in the leak row's block. A row is linked to its nearest participant when that neighbour is within
+    ``max_distance``, clearly nearer than the runner-up (``d1 < ratio * d2``), and the runner-up lies
+    outside the error ball ``tau`` that marks (one unit of a measure's last digit) and the leak's rounding
+    can explain; otherwise the row stays unlinked (``-1``): ambiguous rows are refused, not guessed.
+    Missing values: a null matches a null; a row whose nulls stop it from linking is retried without
+    those columns. The index (column encodings and one tree per column set) is built once and reused.
 
 Erasures
     A cell whose value carries fewer decimals than its field's recorded precision (or a null) cannot carry
@@ -49,12 +52,12 @@ from biowarden.trace.read import decimals_of
 
 BLOCK_SCALE = 1.0e4  # distance between two categorical codes in the tree: blocks never mix
 NULL_SENTINEL = -50.0  # standardised value standing for a null (a null matches a null)
-MAX_CATEGORIES = 64  # an integer master column with at most this many values is categorical
+MAX_CATEGORIES = 64  # at most this many distinct integer codes may be a categorical (label) column
 PROFILE_SAMPLE = 20_000
 DEFAULT_RATIO = 0.6
 DEFAULT_MAX_COST = 0.45
 REFINE_MAX_COST = 0.25  # median |leak - master| / master sd (numeric) or share of disagreeing cells
-_TREE_CACHE = 6
+_TREE_CACHE = 4  # trees kept per index (one per column set a leak presented)
 
 
 class LinkError(ValueError):
@@ -395,7 +398,7 @@ class MasterIndex:
         self._profiles: dict[str, _Profile] = {}
         self._num: dict[str, tuple[np.ndarray, float, float]] = {}
         self._cat: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
-        self._trees: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[cKDTree, np.ndarray]] = {}
+        self._trees: dict[tuple[tuple[str, ...], tuple[str, ...]], cKDTree] = {}
         self._precision: dict[str, int] = {}
 
     # -- columns
@@ -480,16 +483,27 @@ class MasterIndex:
             self._cat[spec] = (codes, {k: i + 1 for i, k in enumerate(labels)})
         return spec
 
-    def tree(self, blocking: tuple[str, ...], numeric: tuple[str, ...]) -> tuple[cKDTree, np.ndarray]:
+    def tree(self, blocking: tuple[str, ...], numeric: tuple[str, ...]) -> cKDTree:
+        """The KD-tree over these block codings and numeric columns (built on first use, then cached)."""
         key = (blocking, numeric)
-        if key not in self._trees:
+        if key in self._trees:
+            self._trees[key] = self._trees.pop(key)  # most recently used last
+        else:
             parts = [self.categories(c)[0].astype(np.float64) * BLOCK_SCALE for c in blocking]
             parts += [self.numeric(c)[0] for c in numeric]
             data = np.column_stack(parts) if parts else np.zeros((self.n, 1))
             if len(self._trees) >= _TREE_CACHE:
                 self._trees.pop(next(iter(self._trees)))
-            self._trees[key] = (cKDTree(data, leafsize=32, balanced_tree=False, compact_nodes=False), data)
+            self._trees[key] = cKDTree(data, leafsize=32, balanced_tree=False, compact_nodes=False)
         return self._trees[key]
+
+    def prepare(self, columns: Iterable[str] | None = None) -> MasterIndex:
+        """Compute the profiles (and numeric encodings) of ``columns`` (default: all) ahead of the first leak."""
+        for c in self.columns if columns is None else columns:
+            prof = self.profile(c)
+            if prof.kind == "numeric":
+                self.numeric(c)
+        return self
 
     # -- linking
     def link(
@@ -576,7 +590,9 @@ class MasterIndex:
         for lc, mc in mapping.items():
             if lc not in leak.column_names:
                 raise LinkError(f"mapped leak column {lc!r} is not in the leak")
-            if mc not in self.master.column_names or mc == PARTICIPANT_COLUMN:
+            if mc == PARTICIPANT_COLUMN:
+                continue  # participant IDs (or pseudonyms) are the accusation's business, not a distance
+            if mc not in self.master.column_names:
                 raise LinkError(f"mapped master column {mc!r} is not in the master table")
             prof = self.profile(mc)
             col = leak.column(lc)
@@ -627,7 +643,7 @@ class MasterIndex:
     def _query(
         self, blocking: tuple[str, ...], numeric: tuple[str, ...], q: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        tree, _ = self.tree(blocking, numeric)
+        tree = self.tree(blocking, numeric)
         if self.n < 2:
             d, i = tree.query(q, k=1)
             return np.asarray(d, float), np.full(len(q), np.inf), np.asarray(i, np.int64)
@@ -686,6 +702,8 @@ class MasterIndex:
         observed: dict[str, int] = {}
         gen = set(generalised)
         for lc, mc in mapping.items():
+            if mc == PARTICIPANT_COLUMN:
+                continue
             col = leak.column(lc)
             if lc in gen:
                 erased[lc] = np.ones(leak.num_rows, dtype=bool)
