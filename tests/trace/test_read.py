@@ -311,3 +311,19 @@ def test_notebook_polars_and_markdown_tables(tmp_path):
     assert t.column("50-0.0").to_pylist() == [171.2, None, 158.0]
     assert t.column("sex").to_pylist() == ["Male", "Female", "Female"]
     assert leak_info(t)["truncated"] is True
+
+
+def test_xlsx_takes_the_largest_of_several_tables(tmp_path, frame):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["summary", "n"])
+    ws.append(["rows", 40])
+    ws.append([])
+    ws.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        ws.append([v.item() if hasattr(v, "item") else v for v in row])
+    p = tmp_path / "two.xlsx"
+    wb.save(p)
+    _check_values(read_leak(p), frame)

@@ -768,6 +768,10 @@ _HEADER_RE = re.compile(
 )
 
 
+_INSTANCE_RE = re.compile(r"[|(,]?\s*instance\s*(\d+)\s*\)?", re.IGNORECASE)
+_ARRAY_RE = re.compile(r"[|(,]?\s*array\s*(\d+)\s*\)?", re.IGNORECASE)
+
+
 def _norm(text: str) -> str:
     text = re.sub(r"\([^)]*\)", " ", str(text).lower())  # drop units in brackets
     return re.sub(r"[^a-z0-9]+", "", text)
@@ -786,12 +790,22 @@ def _header_match(name: str, index: MasterIndex, free: set[str]) -> tuple[str, s
         same = sorted(c for c in free if (pc_ := parse_column(c)) and pc_[0] == fid)
         if same:
             return same[0], "header"
-    key = _norm(name)
+    # a field name, possibly with the RAP's "| Instance 0 | Array 1" or "(instance 0)" qualifiers
+    inst_m = _INSTANCE_RE.search(name)
+    arr_m = _ARRAY_RE.search(name)
+    bare = _ARRAY_RE.sub(" ", _INSTANCE_RE.sub(" ", name))
+    key = _norm(bare)
     if not key:
         return None
     for f in index.fields:
         if _norm(getattr(f, "name", "")) == key:
-            cols = sorted(c for c in free if (pc_ := parse_column(c)) and pc_[0] == int(f.field_id))
+            fid = int(f.field_id)
+            inst = int(inst_m.group(1)) if inst_m else 0
+            arr = int(arr_m.group(1)) if arr_m else 0
+            for cand in (f"{fid}-{inst}.{arr}", f"{fid}-{inst}"):
+                if cand in free:
+                    return cand, "dictionary"
+            cols = sorted(c for c in free if (pc_ := parse_column(c)) and pc_[0] == fid)
             if cols:
                 return cols[0], "dictionary"
     return None

@@ -539,7 +539,15 @@ def _trim_grid(rows: list[list[Any]]) -> list[list[Any]]:
     def empty(c: Any) -> bool:
         return c is None or (isinstance(c, str) and not c.strip())
 
-    rows = [r for r in rows if not all(empty(c) for c in r)]
+    # several tables on one sheet, one under another: keep the block (between empty rows) with most cells
+    blocks: list[list[list[Any]]] = [[]]
+    for r in rows:
+        if all(empty(c) for c in r):
+            if blocks[-1]:
+                blocks.append([])
+        else:
+            blocks[-1].append(r)
+    rows = max(blocks, key=lambda b: sum(1 for r in b for c in r if not empty(c)))
     if not rows:
         return []
     width = max(len(r) for r in rows)
