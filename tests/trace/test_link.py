@@ -252,6 +252,10 @@ def test_integers_rounded_to_tens_are_erasures():
     full = np.round(np.random.default_rng(1).normal(138, 19, 500))
     erased, observed = erased_cells(full, 0)
     assert not erased.any() and observed == 0
+    fives = np.round(np.random.default_rng(1).normal(138, 19, 500) / 5) * 5  # to the nearest 5 mmHg
+    assert erased_cells(fives, 0)[0].all()
+    halves = np.round(np.random.default_rng(2).normal(5.7, 1.1, 300) * 200) / 200  # 3 dp to steps of .005
+    assert erased_cells(halves, 3)[0].all()
 
 
 def test_link_errors(index):
@@ -294,14 +298,15 @@ def test_map_headerless_tsv_with_pseudonym_column(index, tmp_path):
     leak = leak.drop_columns(["21001-0.0", "47-0.0"])
     pseudo = pa.array([f"P{x:09d}" for x in np.random.default_rng(3).integers(0, 10**9, leak.num_rows)])
     leak = leak.add_column(0, "pid", pseudo)
+    leak = leak.append_column("row", pa.array(np.arange(leak.num_rows)))  # an exported row index
     path = tmp_path / "leak.tsv"
     pacsv.write_csv(leak, path, pacsv.WriteOptions(include_header=False, delimiter="\t"))
     read = read_leak(path)
     cm = map_columns_detailed(read, index)
     names = leak.column_names
-    want = {f"column_{i + 1}": n for i, n in enumerate(names) if n != "pid"}
+    want = {f"column_{i + 1}": n for i, n in enumerate(names) if n not in ("pid", "row")}
     assert cm.mapping == want
-    assert cm.identifier_like == ["column_1"]
+    assert cm.identifier_like == ["column_1", f"column_{len(names)}"]
     res = link_rows(read, index, cm.mapping)
     assert (res.eids == truth).mean() >= 0.98
 

@@ -736,6 +736,9 @@ def erased_cells(values: np.ndarray, precision: int) -> tuple[np.ndarray, int]:
     short = fin & (d < precision)
     n = int(fin.sum())
     observed = int(np.max(d[fin]))
+    last = np.round(np.abs(vals[fin]) * 10.0**precision) % 10
+    if n >= 10 and np.isin(last, (0.0, 5.0)).all():
+        return np.ones(vals.shape, dtype=bool), observed  # rounded to half units (..0 or ..5): every last digit is gone
     q = 0.1
     limit = q + 3.0 * math.sqrt(q * (1 - q) / n) + 1.0 / n
     if short.sum() / n > limit or observed < precision:
@@ -917,6 +920,8 @@ def _assign(
         lp = lprof[lc]
         if lp.kind == "text" and _identifier_like(lp):
             continue
+        if lp.integral and lp.distinct == lp.n and lp.hi - lp.lo + 1 == lp.n:
+            continue  # row numbers (0..n-1 or 1..n), e.g. an exported index
         for j, mc in enumerate(master_cols):
             c, why = _value_cost(lp, index.profile(mc))
             if math.isfinite(c):
