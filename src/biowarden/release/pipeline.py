@@ -330,12 +330,18 @@ def risk_gate(table: pa.Table, dictionary, threshold: RiskThreshold, prior: Sequ
         risk["prior_releases"] = cum.prior_releases
         # the suppressed share is allowed to be at risk: judge the share of records above the threshold
         if cum.together.prosecutor.records_at_risk > threshold.suppression + 1e-12:
-            held = {c.split("@")[0] for c in cum.qis_together} - set(qis)
+            held_before = {c for t in prior for c in t.column_names if c != PARTICIPANT_COLUMN}
+            novel = [q for q in qis if q not in held_before]
+            suggestion = (
+                f"leave out {', '.join(novel)} (joined on the participant with what is already held it re-identifies)"
+                if novel
+                else "request other participants, or these quasi-identifiers at the levels already released"
+            )
             raise ReleaseDenied(
                 "DENY_CUMULATIVE_RISK",
-                f"together with {cum.prior_releases} earlier release(s) ({', '.join(sorted(held)) or 'same QIs'}), "
+                f"together with {cum.prior_releases} earlier release(s) holding {', '.join(sorted(held_before))}, "
                 f"{cum.together.prosecutor.records_at_risk:.1%} of records exceed prosecutor risk {limit:g}",
-                f"leave out {', '.join(qis)} (already-held quasi-identifiers can be joined on the participant)",
+                suggestion,
             )
     else:
         risk["cumulative_prosecutor_highest"] = risk["prosecutor_highest"]
