@@ -241,3 +241,36 @@ def test_scope_on_synthetic_cohort(cohort_path, tmp_path):
     assert report.rows == got.num_rows == pq.read_metadata(cohort_path).num_rows
     assert got.schema.equals(pa.schema([schema.field(c) for c in ["eid", *cols]]))
     assert pc.all(pc.greater(got["eid"][1:], got["eid"][:-1])).as_py()
+
+
+def test_prefetch_keeps_order_errors_and_early_stop():
+    import threading
+
+    from biowarden.engine.core import prefetch
+
+    assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for item in prefetch(failing()):
+            got.append(item)
+    assert got == [1]
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    it = prefetch(endless(), depth=2)
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    it.close()
+    assert len(produced) <= 3 + 2 + 1
+    assert not [t for t in threading.enumerate() if t.name == "biowarden-prefetch"]

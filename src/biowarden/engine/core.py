@@ -1,7 +1,8 @@
 """The data plane: one code path over DuckDB (default) and PySpark local mode (scale).
 
-Queries are Ibis expressions built once (`_select`, `_histogram_expr`); each engine executes them its own
-way (DuckDB streams Arrow batches; Spark runs the compiled SQL and returns Arrow), and every result is cast
+Queries are Ibis expressions built once (``_select``, the histogram's group-by); Ibis compiles them to each
+engine's SQL and the engine runs it natively (DuckDB streams Arrow batches; Spark returns Arrow, or runs a
+kernel in its executors through ``mapInArrow``), and every result is cast
 back to the source's exact Arrow types, so both engines give identical tables. Row-wise work is an Arrow
 kernel ``kernel(pa.RecordBatch) -> pa.RecordBatch`` (NumPy/Arrow code from the core) that runs in the
 engine's workers: in-process for DuckDB, inside the executors (``mapInArrow``) for Spark.
@@ -10,10 +11,12 @@ engine's workers: in-process for DuckDB, inside the executors (``mapInArrow``) f
 from __future__ import annotations
 
 import contextlib
+import queue
 import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -144,7 +147,7 @@ class Engine:
         """Run an expression; the result cast to ``schema`` (exact Arrow types, no metadata)."""
         try:
             if self.name == "duckdb":
-                t = self.con.to_pyarrow(expr)
+                t = self.con.con.sql(self.con.compile(expr)).to_arrow_table()
             else:
                 t = self.session.sql(self.con.compile(expr)).toArrow()
         except EngineError:
@@ -156,7 +159,7 @@ class Engine:
     def batches(self, expr: ibis.Table, schema: pa.Schema, chunk_rows: int = 1 << 16) -> Iterator[pa.RecordBatch]:
         if self.name == "duckdb":
             try:
-                reader = self.con.to_pyarrow_batches(expr, chunk_size=chunk_rows)
+                reader = self.con.con.sql(self.con.compile(expr)).to_arrow_reader(chunk_rows)
             except Exception as exc:
                 raise EngineError(f"duckdb failed: {_first_line(exc)}") from None
             for b in reader:
@@ -344,12 +347,58 @@ def scope(
     return ScopeReport(counter.rows, tuple(cols), size, time.perf_counter() - started)
 
 
+_DONE = object()
+
+
+def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Produce ``items`` in a background thread, up to ``depth`` ahead of the consumer, so that the engine
+    decodes the next batch while the writer encodes this one (both release the GIL). Exceptions reach
+    the consumer; a consumer that stops early stops the producer."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for item in items:
+                put(item)
+                if stop.is_set():
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed over to the consumer
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="biowarden-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 class _RowCounter:
     rows = 0
 
 
 class _NotSorted(Exception):
     pass
+
+
+_SCOPE_BATCH = 1 << 17
 
 
 def _scope_duckdb(eng, source, cols, out_schema, participants, out_path, counter) -> int:
@@ -372,10 +421,13 @@ def _scope_duckdb(eng, source, cols, out_schema, participants, out_path, counter
             counter.rows += b.num_rows
             yield b
 
+    stream = prefetch(eng.batches(expr, out_schema, _SCOPE_BATCH))
     try:
-        return write_release(checked(eng.batches(expr, out_schema, 1 << 17)), out_path, "parquet", schema=out_schema)
+        return write_release(checked(stream), out_path, "parquet", schema=out_schema)
     except _NotSorted:
         pass
+    finally:
+        stream.close()  # the producer thread is done with the connection before anything else runs
     counter.rows = 0
 
     def counted(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -383,6 +435,8 @@ def _scope_duckdb(eng, source, cols, out_schema, participants, out_path, counter
             counter.rows += b.num_rows
             yield b
 
-    return write_release(
-        counted(eng.batches(expr.order_by(_EID_ORDER), out_schema, 1 << 17)), out_path, "parquet", schema=out_schema
-    )
+    stream = prefetch(eng.batches(expr.order_by(_EID_ORDER), out_schema, _SCOPE_BATCH))
+    try:
+        return write_release(counted(stream), out_path, "parquet", schema=out_schema)
+    finally:
+        stream.close()
