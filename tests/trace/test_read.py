@@ -327,3 +327,13 @@ def test_xlsx_takes_the_largest_of_several_tables(tmp_path, frame):
     p = tmp_path / "two.xlsx"
     wb.save(p)
     _check_values(read_leak(p), frame)
+
+
+def test_csv_with_exported_index_column(tmp_path, frame):
+    p = tmp_path / "indexed.csv"
+    frame.to_csv(p)  # pandas writes its index as a first column with an empty header cell
+    t = read_leak(p)
+    assert leak_info(t)["header"] is True
+    assert t.column_names == ["column_1", *frame.columns]
+    assert t.column("column_1").to_pylist() == list(range(len(frame)))
+    _check_values(t.drop_columns(["column_1"]), frame)

@@ -391,8 +391,10 @@ def _split_header(rows: list[list[str | None]]) -> tuple[list[str], list[list[st
                 col_values = {r[j] for r in sample if j < len(r)}
                 if first[j] in col_values:
                     votes_against += 1
-        all_text = all(_kind(c) == "text" for c in first)
-        names_unique = len({c for c in first if c}) == width
+        named = [c for c in first if c]
+        all_text = bool(named) and all(_kind(c) == "text" for c in named)
+        # an unnamed first column (pandas' exported index) leaves one header cell empty
+        names_unique = len(set(named)) == len(named) >= max(1, width - 1)
         header = names_unique and (votes_for > votes_against or (votes_for == votes_against == 0 and all_text))
     elif all(_kind(c) == "text" for c in first):
         header = True  # a lone header row: no data, caught by the caller
