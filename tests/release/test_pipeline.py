@@ -251,3 +251,17 @@ def test_cumulative_risk_with_prior_holdings(db, reg, keyring, cohort_file, poli
         db, keyring, cohort_file, policy, tmp_path, name="second.parquet", participants=eids, fields=["4080", "4079"]
     )
     assert second.quasi_identifiers == [] and _releases(db) == 2
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_duckdb_and_spark_give_the_same_file(db, reg, keyring, cohort_file, policy, tmp_path):
+    from tests.conftest import java_available
+
+    if not java_available():
+        pytest.skip("no Java for Spark local mode")
+    with pq.ParquetFile(cohort_file[0]) as f:
+        eids = f.read(columns=["eid"]).column("eid").to_numpy()[:800]
+    a = _release(db, keyring, cohort_file, policy, tmp_path, name="duck.parquet", participants=eids)
+    b = _release(db, keyring, cohort_file, policy, tmp_path, name="spark.parquet", participants=eids, engine="spark")
+    assert a.file_sha256 == b.file_sha256

@@ -32,12 +32,16 @@ def trace(
     settings, db, keyring = open_store()
     try:
         parquet, dictionary = load_cohort(settings.home)
-        master = pq.read_table(parquet)
+        catalog = StoreCatalog(db)
+        released = sorted({c for r in catalog.releases() for c in r.fields})
+        names = pq.read_schema(parquet).names
+        # only columns that ever left can carry marks or link rows: read those (less memory at 500k)
+        master = pq.read_table(parquet, columns=["eid", *[c for c in released if c in names]])
     except (CohortError, OSError) as exc:
         fail(str(exc))
     try:
         with console.status("tracing...") if not as_json else _Null():
-            verdict = trace_table(leak, master, dictionary, StoreCatalog(db), keyring, epsilon)
+            verdict = trace_table(leak, master, dictionary, catalog, keyring, epsilon)
     except (TraceError, ValueError) as exc:
         fail(str(exc))
     if as_json:
