@@ -265,3 +265,24 @@ def test_duckdb_and_spark_give_the_same_file(db, reg, keyring, cohort_file, poli
     a = _release(db, keyring, cohort_file, policy, tmp_path, name="duck.parquet", participants=eids)
     b = _release(db, keyring, cohort_file, policy, tmp_path, name="spark.parquet", participants=eids, engine="spark")
     assert a.file_sha256 == b.file_sha256
+
+
+def test_failed_transaction_leaves_no_file_and_no_record(db, reg, keyring, cohort_file, policy, tmp_path, monkeypatch):
+    from biowarden.store.ledger_store import LedgerStore
+
+    real = LedgerStore.append
+
+    def failing(self, session, event):
+        if event.kind == "egress.export":
+            raise RuntimeError("store went away")
+        return real(self, session, event)
+
+    monkeypatch.setattr(LedgerStore, "append", failing)
+    with pq.ParquetFile(cohort_file[0]) as f:
+        eids = f.read(columns=["eid"]).column("eid").to_numpy()[:300]
+    created = _ledger_kinds(db).count("release.create")
+    with pytest.raises(RuntimeError):
+        _release(db, keyring, cohort_file, policy, tmp_path, name="broken.parquet", participants=eids)
+    assert not (tmp_path / "broken.parquet").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".broken")]
+    assert _releases(db) == 0 and _ledger_kinds(db).count("release.create") == created
