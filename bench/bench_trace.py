@@ -243,7 +243,7 @@ def section_utility(full: bool) -> None:
 
     n = 500_000 if full else 100_000
     table, d = synthesise_table(n, 2026)
-    pol = MarkingPolicy.from_dictionary(d, table.schema.names, schema=table.schema)
+    pol = MarkingPolicy.from_dictionary(d, table.schema.names, data=table)
     marked, rep = mark_release(table, pol, 17, KeyRing(b"\x07" * 32))
     print(f"\n== 3. Utility cost of the marks ({n:,} synthetic participants, {len(pol.columns)} marked columns) ==")
     print(
@@ -301,7 +301,7 @@ def section_speed(full: bool) -> None:
     kr = KeyRing(b"\x09" * 32)
     n = 500_000 if full else 100_000
     table, d = synthesise_table(n, 7)
-    pol = MarkingPolicy.from_dictionary(d, table.schema.names, schema=table.schema)
+    pol = MarkingPolicy.from_dictionary(d, table.schema.names, data=table)
     # 100 fields: the cohort's scalar columns (measures, quasi-identifiers, genotypes) up to 100
     scalar = [f.name for f in table.schema if not pa.types.is_list(f.type)][:101]
     table = table.select(scalar)

@@ -68,7 +68,7 @@ def test_majority_and_minority_pick_held_values(released):
 
 
 def test_correlation_attack_reverts_marks_when_bmi_is_not_recomputed(master, dictionary, keyring):
-    policy = MarkingPolicy.from_dictionary(dictionary, master.schema.names, schema=master.schema)
+    policy = MarkingPolicy.from_dictionary(dictionary, master.schema.names, data=master)
     naive = MarkingPolicy(columns=dict(policy.columns), derived=[])  # marks without recomputing BMI
     prec = {c: m.precision for c, m in policy.columns.items()}
     body = ["50-0.0", "21002-0.0"]
@@ -82,7 +82,7 @@ def test_correlation_attack_reverts_marks_when_bmi_is_not_recomputed(master, dic
 
 def test_correlation_attack_finds_nothing_when_bmi_is_recomputed(master, dictionary, keyring, released):
     copies, records = released
-    policy = MarkingPolicy.from_dictionary(dictionary, master.schema.names, schema=master.schema)
+    policy = MarkingPolicy.from_dictionary(dictionary, master.schema.names, data=master)
     prec = {c: m.precision for c, m in policy.columns.items()}
     attacked, stats = attacks.correlation_attack(copies[44], master, prec, budget=0.142, derived=policy.derived, seed=1)
     assert stats["derived_repaired"] == 0 and stats["row_wise_changed"] > 0

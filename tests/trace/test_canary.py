@@ -26,7 +26,7 @@ def test_canaries_are_plausible_and_spread_over_applications(master, keyring):
 
 
 def test_canary_layer_in_a_bulk_dump(master, dictionary, keyring):
-    policy = MarkingPolicy.from_dictionary(dictionary, master.schema.names, schema=master.schema)
+    policy = MarkingPolicy.from_dictionary(dictionary, master.schema.names, data=master)
     records, copies = [], {}
     for a in range(1, 21):
         t, ids = canary.add_canaries(master, master, a, keyring, QI)

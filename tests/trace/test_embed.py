@@ -134,8 +134,10 @@ def test_cohort_dictionary_and_synthetic_cohort(keyring):
     from biowarden.cohort.synth import synthesise_table
 
     table, d = synthesise_table(1500, 3)
-    pol = MarkingPolicy.from_dictionary(d, table.schema.names, schema=table.schema)
+    pol = MarkingPolicy.from_dictionary(d, table.schema.names, data=table)
     assert "20116-0.0" not in pol.columns  # categorical codes are never moved
+    assert pol.skipped["1160-0.0"].startswith("too coarse")  # sleep in whole hours: SD ~1 unit
+    assert "1160-0.0" in MarkingPolicy.from_dictionary(d, table.schema.names, schema=table.schema).columns
     assert "50-0.0" in pol.columns and "21022-0.0" not in pol.columns
     assert [r.target for r in pol.derived] == ["21001-0.0"]
     marked, rep = mark_release(table, pol, 8, keyring)

@@ -459,7 +459,7 @@ def trace_table(
         rows = canary.canary_rows(master, np.array(canary_ids), keyring, tuple(quasi_columns), eid_column)
         master_aug = pa.concat_tables([master, rows.cast(master.schema)])
     if policy is None:
-        policy = MarkingPolicy.from_dictionary(dictionary, master.schema.names, schema=master.schema)
+        policy = MarkingPolicy.from_dictionary(dictionary, master.schema.names, data=master)
     tested, p_hits, p_row_eid, p_examples = pseudonym_hits(leak, keyring, apps)
     if mapping is None:
         mapping = _default_mapping(leak, master_aug, dictionary)

@@ -4,11 +4,14 @@ One code position per marked (participant, column) cell. Everything is derived f
 nothing per application needs storing:
 
 - ``cell_secret(eids, column)``: one 64-bit PRF output per cell (purpose ``trace/v1/cell``, input the eid,
-  tweak the column's public ``label_u64``). Its top 53 bits give the cell's bias ``p`` (the same for every
-  application, as the symmetric Tardos code requires), bit 0 the direction (+1 or -1 unit) a mark moves
-  the value when it must move, bits 1-10 the cell's selection draw when only a fraction of cells is marked.
-- ``symbols(secrets, application_no)``: application ``a``'s code symbol in each cell, ``1`` with
-  probability ``p`` from an independent PRF (purpose ``trace/v1/symbol/<a>``) evaluated on the cell secret.
+  tweak the column's public ``label_u64``). Its top 16 bits pick the cell's bias ``p`` from a table of
+  65,536 quantiles of the bias law (the same for every application, as the symmetric Tardos code
+  requires), bit 0 the direction (+1 or -1 unit) a mark moves the value when it must move, bits 1-10 the
+  cell's selection draw when only a fraction of cells is marked.
+- ``symbols(secrets, application_no)``: application ``a``'s code symbol in each cell: ``1`` when the top
+  53 bits of an independent PRF (purpose ``trace/v1/symbol/<a>``) on the cell secret fall below
+  ``p * 2^53``. Each table entry ``p`` is a multiple of ``2^-53``, so ``P(symbol = 1) = p`` exactly, and
+  the bounds use exactly the ``p`` the symbols were drawn with. Integer comparisons only: fast.
   Symbols of different applications are independent given the biases, which is what makes an innocent
   application's score independent of a leak it did not produce.
 
@@ -33,7 +36,13 @@ PURPOSE_SYMBOL = "trace/v1/symbol/"
 
 _R_T = float(np.arcsin(np.sqrt(BIAS_CUTOFF)))
 _R_SPAN = float(np.pi / 2 - 2 * _R_T)
-_U53 = 1.0 / (1 << 53)
+_TABLE_BITS = 16
+_SHIFT = np.uint64(64 - _TABLE_BITS)
+# thresholds t_i = floor(p_i 2^53) for the midpoint quantiles p_i of the bias law; the bias is t_i / 2^53
+_THRESH = np.floor(
+    np.sin(_R_T + _R_SPAN * (np.arange(1 << _TABLE_BITS) + 0.5) / (1 << _TABLE_BITS)) ** 2 * float(1 << 53)
+).astype(np.uint64)
+_P_TABLE = _THRESH.astype(np.float64) / float(1 << 53)
 
 
 def column_tweak(column: str) -> int:
@@ -60,9 +69,14 @@ def cell_secrets(keyring: KeyRing, eids: np.ndarray, columns: np.ndarray, names:
 
 
 def biases(secrets: np.ndarray) -> np.ndarray:
-    """The bias ``p`` of each cell, from its secret (arcsine law cut off to ``[t, 1 - t]``)."""
-    u = ((np.asarray(secrets, dtype=np.uint64) >> np.uint64(11)).astype(np.float64) + 0.5) * _U53
-    return np.sin(_R_T + _R_SPAN * u) ** 2
+    """The bias ``p`` of each cell, from its secret (arcsine law cut off to ``[t, 1 - t]``, tabulated)."""
+    return _P_TABLE[np.asarray(secrets, dtype=np.uint64) >> _SHIFT]
+
+
+def symbols_from_prf(prf, secrets: np.ndarray) -> np.ndarray:
+    """Symbols (bool) of one application's PRF on the cells: ``P(True) = biases(secrets)`` exactly."""
+    secrets = np.asarray(secrets, dtype=np.uint64)
+    return (prf.u64(secrets) >> np.uint64(11)) < _THRESH[secrets >> _SHIFT]
 
 
 def directions(secrets: np.ndarray) -> np.ndarray:
@@ -85,11 +99,10 @@ def symbol_prf(keyring: KeyRing, application_no: int):
 
 
 def symbols(keyring: KeyRing, secrets: np.ndarray, application_no: int, p: np.ndarray | None = None):
-    """Application ``application_no``'s code symbol (0/1, uint8) in each cell."""
-    if p is None:
-        p = biases(secrets)
-    u = symbol_prf(keyring, application_no).uniform(np.asarray(secrets, dtype=np.uint64))
-    return (u < p).astype(np.uint8)
+    """Application ``application_no``'s code symbol (0/1, uint8) in each cell (``p`` is ignored: the
+    bias is always the cell's tabulated one)."""
+    del p
+    return symbols_from_prf(symbol_prf(keyring, application_no), secrets).astype(np.uint8)
 
 
 def score_weights(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,6 +39,13 @@ KIND_DATE = "date"
 
 
 _MARKABLE_TYPES = ("Integer", "Continuous", "Date")
+MIN_SD_UNITS = 10.0  # +-1 unit on half the cells then adds at most 0.5% to a column's variance
+
+
+def _sd_units(arr: pa.ChunkedArray, precision: int) -> float:
+    v = np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.std() * 10.0**precision) if v.size > 1 else float("inf")
 
 
 class MarkingError(ValueError):
@@ -102,14 +109,22 @@ class MarkingPolicy:
         fraction: float = 1.0,
         exclude: Iterable[str] = (),
         schema: pa.Schema | None = None,
+        data: pa.Table | None = None,
+        min_sd_units: float = MIN_SD_UNITS,
     ) -> MarkingPolicy:
         """Build the policy for ``columns`` from a data dictionary.
 
         ``dictionary`` may be the cohort's dictionary (anything with ``fields`` or a mapping from field id
         to :class:`~biowarden.cohort.fields.Field`), or a plain mapping ``column -> (role, precision)``
         (optionally ``(role, precision, value_type)``). ``schema`` (the release's Arrow schema) decides
-        integer/floating/date columns; without it, dictionary value types do.
+        integer/floating/date columns; without it, dictionary value types do. With ``data`` (the master
+        cohort or the release), a column whose standard deviation is under ``min_sd_units`` units of its
+        recorded precision is not marked (a one-unit move would visibly change its variance: sleep duration
+        in whole hours). Tracing decides with the master; a release that decided otherwise near the line
+        only loses evidence (an unmarked column reads as noise), never soundness.
         """
+        if schema is None and data is not None:
+            schema = data.schema
         excluded = set(exclude)
         policy = cls(fraction=fraction, allow_dates=allow_dates)
         cols = [c for c in columns if c != policy.eid_column]
@@ -144,6 +159,11 @@ class MarkingPolicy:
             elif precision is None:
                 policy.skipped[col] = "no recorded precision"
                 continue
+            if data is not None and col in data.schema.names and kind != KIND_DATE:
+                sd = _sd_units(data.column(col), int(precision))
+                if sd < min_sd_units:
+                    policy.skipped[col] = f"too coarse to mark (SD {sd:.1f} units of its precision)"
+                    continue
             policy.columns[col] = MarkedColumn(col, int(precision), kind)
         for col in cols:
             info = infos[col]
@@ -356,29 +376,39 @@ def mark_batch(
         report.marked_columns.append(col)
         arr = batch.column(col)
         vals, valid = _column_values(arr, mc.kind)
-        k0 = np.round(to_units(vals, mc.precision))
-        k0 = np.where(valid, k0, 0.0).astype(np.int64)
+        scale = 10.0**mc.precision
+        k0 = np.rint(vals * scale) if mc.precision else vals.copy()
+        k0[~valid] = 0.0
+        k0 = k0.astype(np.int64)
         secret = cell_prf.u64(eids, code.column_tweak(col))
-        marked = valid & code.selected(secret, policy.fraction)
-        p = code.biases(secret)
-        sym = (sym_prf.uniform(secret) < p).astype(np.int64)
-        new = np.where(marked, marked_units(k0, sym, code.directions(secret)), k0)
-        changed = marked & (new != k0)
-        # only changed cells are rewritten (at their recorded precision); the others keep their exact value
-        if changed.any():
+        sym = code.symbols_from_prf(sym_prf, secret)
+        move = (k0 & 1).astype(bool) != sym
+        move &= valid
+        if policy.fraction < 1.0:
+            marked = valid & code.selected(secret, policy.fraction)
+            move &= marked
+        else:
+            marked = valid
+        n_marked, n_changed = int(marked.sum()), int(move.sum())
+        new_vals = vals
+        if n_changed:
+            moved_to = k0[move] + code.directions(secret[move])
+            new_vals = vals.copy()
+            new_vals[move] = moved_to / scale if mc.precision else moved_to
             if mc.kind == KIND_FLOAT:
-                out_vals = np.where(changed, new / (10.0**mc.precision), vals)
-                new_cols[col] = pa.array(out_vals, mask=~np.isfinite(out_vals), type=pa.float64()).cast(arr.type)
+                new_cols[col] = pa.array(new_vals, mask=None if valid.all() else ~valid, type=pa.float64()).cast(
+                    arr.type
+                )
             else:
-                new_cols[col] = _rebuild_int(np.where(changed, new, k0), valid, arr.type, mc.kind)
-        n_marked, n_changed = int(marked.sum()), int(changed.sum())
+                units = np.where(valid, new_vals, 0.0).astype(np.int64)
+                new_cols[col] = _rebuild_int(units, valid, arr.type, mc.kind)
+            change = np.abs(new_vals[move] - vals[move]) * (scale if mc.precision else 1.0)
+            report.max_change_units = max(report.max_change_units, int(np.ceil(change.max() - 1e-6)))
         report.cells_marked += n_marked
         report.cells_changed += n_changed
-        if n_changed:
-            report.max_change_units = max(report.max_change_units, int(np.abs(new - k0)[changed].max()))
         report.per_column[col] = {"marked": n_marked, "changed": n_changed}
         before[col] = vals
-        after[col] = np.where(changed, new / (10.0**mc.precision), vals)
+        after[col] = new_vals
     for rule in policy.derived:
         if rule.target not in names or not all(i in names for i in rule.inputs):
             continue

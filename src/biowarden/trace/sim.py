@@ -92,9 +92,9 @@ def toy_cohort(n: int, seed: int = 0, extra_measures: int = 10, first_eid: int =
     weight = np.round(bmi_true * (height / 100) ** 2, 1)
     bmi = np.round(weight / (height / 100) ** 2, 4)
     sbp = np.round(100 + 0.6 * age + 4 * sex + 0.9 * bmi + rng.normal(0, 17, n)).astype(np.int64)
-    dbp = np.round(45 + 0.1 * age + 3 * sex + 0.8 * bmi + rng.normal(0, 9, n)).astype(np.int64)
+    dbp = np.round(45 + 0.1 * age + 3 * sex + 0.8 * bmi + rng.normal(0, 10.5, n)).astype(np.int64)
     pulse = np.round(rng.normal(70, 11, n)).astype(np.int64)
-    grip_r = np.round(np.where(sex == 1, 40, 25) + rng.normal(0, 6, n)).clip(0).astype(np.int64)
+    grip_r = np.round(np.where(sex == 1, 40, 25) + rng.normal(0, 8.5, n)).clip(0).astype(np.int64)
     grip_l = (grip_r + np.round(rng.normal(-1, 3, n))).clip(0).astype(np.int64)
     geno = rng.choice([0, 1, 2], n, p=[0.72, 0.25, 0.03]).astype(np.int64)
     cols: dict[str, pa.Array] = {
@@ -136,7 +136,7 @@ def make_releases(
     if "eid" not in cols:
         cols = ["eid", *cols]
     base = master.select(cols)
-    policy = MarkingPolicy.from_dictionary(dictionary_, cols, schema=base.schema)
+    policy = MarkingPolicy.from_dictionary(dictionary_, cols, data=base)
     copies: dict[int, pa.Table] = {}
     records: list[ReleaseRecord] = []
     for a in applications:
