@@ -183,8 +183,13 @@ def test_four_eyes_approval(reg):
     assert e.value.reason == "DENY_FOUR_EYES"
     done = reg.approve_application(eve, "A-0017")
     assert done.status == "approved" and done.approvals == ["dee", "eve"]
-    with pytest.raises(Conflict):
+    with pytest.raises(Denied) as e:  # the policy answers first: eve has already voted
         reg.approve_application(eve, "A-0017")
+    assert e.value.reason == "DENY_FOUR_EYES"
+    before = reg.audit.ledger.size()
+    with pytest.raises(Conflict):  # allowed, but only a draft can be approved: nothing is written
+        reg.approve_application(dee, "A-0018")
+    assert reg.audit.ledger.size() == before
 
 
 def test_expiry_and_attestation(reg, clock):
