@@ -125,7 +125,7 @@ def test_field_scope_matching():
 ROLES = ["custodian_admin", "access_committee", "output_checker", "auditor", "researcher"]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(
     action=st.sampled_from([*sorted(ACTIONS), "bogus"]),
     roles=st.frozensets(st.sampled_from(ROLES), max_size=2),
