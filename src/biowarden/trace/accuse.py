@@ -313,13 +313,14 @@ def fingerprint_scores(
     out = []
     up_all, down_all = code.score_weights(cells.p, cells.y)
     q_all = code.agree_probability(cells.p, cells.y)
+    thresh = code.symbol_thresholds(cells.secret)
     for app_no, mask in zip(application_nos, masks, strict=True):
         n = int(mask.sum())
         if n == 0:
             out.append({"cells": 0, "score": 0.0, "agree": 0, "log_p": 0.0, "bound": "none", "z": 0.0})
             continue
         idx = np.flatnonzero(mask)
-        x = code.symbols(keyring, cells.secret[idx], app_no, cells.p[idx]).astype(np.int8)
+        x = code.symbols_with(code.symbol_prf(keyring, app_no), cells.secret[idx], thresh[idx]).astype(np.int8)
         agree = x == cells.y[idx]
         s = float(np.where(agree, up_all[idx], -down_all[idx]).sum())
         b = float(up_all[idx].max())
@@ -481,16 +482,18 @@ def trace_table(
     app_nos: list[int] = []
     masks: list[np.ndarray] = []
     overlap: dict[int, dict[str, Any]] = {}
-    col_names = np.array(cells.columns, dtype=object)
     mapped_master = set(mapping.values())
+    cell_u = np.searchsorted(linked_unique, cells.eid)  # each cell's participant among the linked ones
+    col_cache: dict[tuple[str, ...], np.ndarray] = {}
     for a, app in apps.items():
         mask = np.zeros(cells.size, dtype=bool)
         got_rows = 0
         rel_ids = []
         fields_seen: set[str] = set()
         for r in app.releases:
-            rs = _sorted_participants(r)
-            inside = _in_sorted(rs, linked_unique) | np.isin(linked_unique, np.asarray(r.canary_eids, np.int64))
+            inside = _in_sorted(_sorted_participants(r), linked_unique)
+            if r.canary_eids:
+                inside |= np.isin(linked_unique, np.asarray(r.canary_eids, np.int64))
             if not inside.any():
                 continue
             fields = [f for f in r.fields if f in mapped_master]
@@ -500,8 +503,11 @@ def trace_table(
             got_rows = max(got_rows, int(inside.sum()))
             fields_seen.update(fields)
             if cells.size and r.marked:
-                cmask = np.isin(col_names, list(r.fields))[cells.col] if len(col_names) else np.zeros(0, bool)
-                mask |= cmask & (_in_sorted(rs, cells.eid) | np.isin(cells.eid, np.asarray(r.canary_eids)))
+                cmask = col_cache.get(r.fields)
+                if cmask is None:
+                    cmask = np.isin(np.array(cells.columns, dtype=object), list(r.fields))
+                    col_cache[r.fields] = cmask
+                mask |= cmask[cells.col] & inside[cell_u]
         if rel_ids:
             app_nos.append(a)
             masks.append(mask)
@@ -538,7 +544,7 @@ def trace_table(
             }
         if "pseudonym" in layers_applied:
             k = int(p_hits.get(a, np.zeros(0)).size)
-            lp = float(bounds.binomial_logsf(k, tested, pseudonym.FORGERY_PROBABILITY))
+            lp = float(bounds.binomial_logsf(k, tested, pseudonym.FORGERY_PROBABILITY)) if k else 0.0
             layer["pseudonym"] = {"log10_p": lp / math.log(10), "valid_ids": k, "values_tested": tested}
         if "canary" in layers_applied:
             mine = set()

@@ -73,6 +73,16 @@ def biases(secrets: np.ndarray) -> np.ndarray:
     return _P_TABLE[np.asarray(secrets, dtype=np.uint64) >> _SHIFT]
 
 
+def symbol_thresholds(secrets: np.ndarray) -> np.ndarray:
+    """Each cell's integer threshold ``p * 2^53`` (compute once, reuse for every application)."""
+    return _THRESH[np.asarray(secrets, dtype=np.uint64) >> _SHIFT]
+
+
+def symbols_with(prf, secrets: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Symbols (bool) of one application's PRF, given the cells' thresholds."""
+    return (prf.u64(secrets) >> np.uint64(11)) < thresholds
+
+
 def symbols_from_prf(prf, secrets: np.ndarray) -> np.ndarray:
     """Symbols (bool) of one application's PRF on the cells: ``P(True) = biases(secrets)`` exactly."""
     secrets = np.asarray(secrets, dtype=np.uint64)
