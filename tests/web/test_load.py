@@ -69,7 +69,8 @@ def test_platform_suspension_under_load(app, reg):
         t.start()
     try:
         started.wait()
-        while True:  # let the load build up first
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # let the load build up first
             with lock:
                 if sum(1 for r in results if r[2] == 200) >= 30:
                     break
