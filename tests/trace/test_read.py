@@ -257,6 +257,12 @@ def test_large_files_take_the_arrow_path(tmp_path, frame, monkeypatch):
     info = leak_info(t)
     assert info["parser"] == "arrow" and info["header"] is True and info["delimiter"] == ";"
     _check_values(t, frame)
+    c = tmp_path / "comma.csv"
+    c.write_text("height;centre\n" + "".join(f"{160 + i % 30},{i % 10};1101{i % 3}\n" for i in range(50)))
+    t = read_leak(c)
+    assert leak_info(t)["parser"] == "arrow"
+    assert t.column("height").to_pylist()[:3] == [160.0, 161.1, 162.2]
+    assert t.schema.field("centre").type == pa.int64()
     q = tmp_path / "big.tsv"
     frame.to_csv(q, sep="\t", index=False, header=False)
     t = read_leak(q)

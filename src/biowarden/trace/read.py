@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB
-FAST_TEXT_BYTES = 32 * 1024**2  # delimited files above this are parsed by Arrow's multithreaded reader
+FAST_TEXT_BYTES = 8 * 1024**2  # delimited files above this are parsed by Arrow's multithreaded reader
 MAX_BYTES_ENV = "BIOWARDEN_LEAK_MAX_BYTES"
 METADATA_KEY = b"biowarden.leak"
 
@@ -318,7 +318,7 @@ def _read_delimited_fast(p: Path) -> tuple[pa.Table, dict[str, Any]]:
         table = pacsv.read_csv(p, read_options=read_opts, parse_options=parse_opts, convert_options=conv)
     except pa.ArrowInvalid as exc:
         raise LeakReadError(f"{p}: malformed delimited text ({exc})") from None
-    cols = {n: _normalise_arrow(c) for n, c in zip(table.column_names, table.columns, strict=True)}
+    cols = {n: _decimal_comma(_normalise_arrow(c)) for n, c in zip(table.column_names, table.columns, strict=True)}
     info = {
         "format": "tsv" if delim == "\t" else "csv",
         "delimiter": delim,
@@ -328,6 +328,18 @@ def _read_delimited_fast(p: Path) -> tuple[pa.Table, dict[str, Any]]:
         "parser": "arrow",
     }
     return pa.table(cols), info
+
+
+def _decimal_comma(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A text column of numbers written with a decimal comma (``171,5``) as float64; others unchanged."""
+    import pyarrow.compute as pc
+
+    if not pa.types.is_string(col.type) or col.null_count == len(col):
+        return col
+    ok = pc.match_substring_regex(col, r"^[+-]?\d+(,\d+)?$")
+    if not pc.all(ok).as_py():
+        return col
+    return pc.cast(pc.replace_substring(col, ",", "."), pa.float64())
 
 
 def _sniff_delimiter(lines: Sequence[str]) -> str:
