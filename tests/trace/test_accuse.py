@@ -189,3 +189,26 @@ def test_bulk_dump_scored_on_a_spread_subset(master, dictionary, keyring, releas
     v = run_trace(leak, eids, master, dictionary, records, keyring, max_cells=2000)
     assert v.cells_read > 20_000 and v.cells_scored == 2000
     assert [a.application_no for a in v.accused] == [9]
+
+
+def test_evidence_names_rows_marks_and_keys(master, dictionary, keyring, released):
+    copies, records = released
+    leak, eids = leak_of(attacks.subsample(copies[16], 12, seed=4))
+    v = run_trace(leak, eids, master, dictionary, records, keyring)
+    ev = v.accused[0].evidence
+    assert ev["fingerprint_cells"]["leak_rows"] == list(range(12))
+    assert ev["key_ids"][f"{code.PURPOSE_SYMBOL}16"] == keyring.key_id(f"{code.PURPOSE_SYMBOL}16")
+    assert ev["releases"]["releases"] == ["rel-16"] and ev["releases"]["linked_participants_received"] == 12
+    # every example is a mark the regulator can check: the leaked value is the application's version
+    for e in ev["fingerprint_cells"]["examples"]:
+        assert e["leaked_value"] == pytest.approx(e["value_for_symbol"][e["application_symbol"]])
+
+
+def test_marking_a_fraction_of_cells(master, dictionary, keyring):
+    from biowarden.trace.embed import mark_release
+
+    pol = MarkingPolicy.from_dictionary(dictionary, master.schema.names, data=master, fraction=0.25)
+    _marked, rep = mark_release(master, pol, 3, keyring)
+    full = MarkingPolicy.from_dictionary(dictionary, master.schema.names, data=master)
+    _m2, rep2 = mark_release(master, full, 3, keyring)
+    assert 0.2 < rep.cells_marked / rep2.cells_marked < 0.3

@@ -567,7 +567,16 @@ def trace_table(
         }
         summary.append(entry)
         if log_p + math.log(max(m_cand, 1)) < log_eps:
-            evidence = {"releases": overlap[a]}
+            evidence: dict[str, Any] = {
+                "releases": overlap[a],
+                # public ids of the keys a regulator's expert would use to re-derive the marks
+                "key_ids": {
+                    code.PURPOSE_CELL: keyring.key_id(code.PURPOSE_CELL),
+                    f"{code.PURPOSE_SYMBOL}{a}": keyring.key_id(f"{code.PURPOSE_SYMBOL}{a}"),
+                },
+                "bound": "p-value per layer is a rigorous bound for this case; combined by Bonferroni over "
+                f"{n_layers} layer(s); accused because p x {m_cand} candidates < {epsilon:g}",
+            }
             if f["cells"]:
                 evidence["fingerprint_cells"] = _cell_evidence(cells, f, max_evidence_cells)
             if a in p_examples:
@@ -627,7 +636,13 @@ def _cell_evidence(cells: CellReads, f: dict[str, Any], limit: int) -> dict[str,
                 "bias": round(float(cells.p[i]), 4),
             }
         )
-    return {"scored": int(idx.size), "agreeing": int(agree.sum()), "examples": items}
+    rows = np.unique(cells.row[idx])
+    return {
+        "scored": int(idx.size),
+        "agreeing": int(agree.sum()),
+        "leak_rows": rows[:1000].tolist(),  # every leaked row whose marks were scored (first 1,000)
+        "examples": items,
+    }
 
 
 def trace_file(
