@@ -129,7 +129,7 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else (0.0 if x < 0 else x)
+        return None if math.isnan(x) else (-1e300 if x < 0 else 1e300)
     return x
 
 

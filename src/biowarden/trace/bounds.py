@@ -34,9 +34,10 @@ def chernoff_logp(score: float, up: np.ndarray, down: np.ndarray, q: np.ndarray)
         return 0.0
     down = np.asarray(down, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
-    if score > up.sum() + 1e-9:
-        return -np.inf  # an innocent cannot reach this score at all
     log_q, log_1q = np.log(q), np.log1p(-q)
+    if score > up.sum() + 1e-9:
+        # an innocent cannot reach this score at all; report the (finite) chance of agreeing everywhere
+        return float(log_q.sum())
     scale = 1.0 / max(float(np.max(up)), 1.0)
     grid = _GRID * scale
     vals = _cgf(grid, up, down, log_q, log_1q) - grid * score
