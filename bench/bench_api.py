@@ -87,6 +87,29 @@ def _paced(base: str, method: str, path: str, headers: dict, body) -> dict:
     }
 
 
+def _serial(base: str, method: str, path: str, headers: dict, body, n: int = 300) -> dict:
+    """One client, back to back: the unloaded latency and the single-client throughput."""
+    lat = []
+    ok = 0
+    t0 = time.perf_counter()
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+        for _ in range(n):
+            if time.perf_counter() - t0 > MAX_SECONDS:
+                break
+            t = time.perf_counter()
+            r = c.request(method, path, json=body)
+            lat.append((time.perf_counter() - t) * 1000)
+            ok += r.status_code == 200
+    xs = sorted(lat)
+    return {
+        "n": len(xs),
+        "rate": len(xs) / (time.perf_counter() - t0),
+        "p50": statistics.median(xs),
+        "p99": xs[min(len(xs) - 1, int(0.99 * len(xs)))],
+        "ok": ok,
+    }
+
+
 def _run(db, keyring) -> dict[str, dict]:
     app = create_app(db, keyring)
     reg = app.state.registry
@@ -99,6 +122,9 @@ def _run(db, keyring) -> dict[str, dict]:
     server, thread, base = _serve(app)
     try:
         return {
+            "serial: POST /applications/A-0017/access": _serial(
+                base, "POST", "/applications/A-0017/access", h, {"fields": ["31"]}
+            ),
             "GET /health (open, no decision)": _paced(base, "GET", "/health", {}, None),
             "GET /me (authorised, ledgered)": _paced(base, "GET", "/me", h, None),
             "POST /applications/A-0017/access": _paced(
