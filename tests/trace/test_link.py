@@ -410,3 +410,26 @@ def test_end_to_end_trace_of_a_renamed_merged_leak(tmp_path):
     verdict = trace_file(path, cohort, dictionary, records, keyring)
     assert {a.application for a in verdict.accused} == {"APP-2", "APP-5", "APP-11"}
     assert verdict.rows_linked >= 0.98 * 150
+
+
+def test_misleading_headers_are_not_believed(index):
+    leak, truth = make_leak(index.master, 300, seed=33)
+    names = leak.column_names
+    swapped = {"50-0.0": "30690-0.0", "30690-0.0": "50-0.0", "4080-0.0": "189-0.0", "189-0.0": "4080-0.0"}
+    lying = leak.rename_columns([swapped.get(n, n) for n in names])
+    cm = map_columns_detailed(lying, index)
+    assert cm.mapping == {swapped.get(n, n): n for n in names}  # each column back to its true field
+    assert sum("values disagree" in note for note in cm.notes) == 4
+    res = index.link(lying, cm.mapping)
+    assert (res.eids == truth).mean() >= 0.99
+
+
+def test_swapped_look_alike_headers_are_caught_by_linkage(index):
+    leak, _ = make_leak(index.master, 300, seed=34)
+    names = leak.column_names
+    swap = {"46-0.0": "47-0.0", "47-0.0": "46-0.0"}  # left and right grip: same distribution
+    lying = leak.rename_columns([swap.get(n, n) for n in names])
+    cm = map_columns_detailed(lying, index)
+    assert cm.mapping["46-0.0"] == "47-0.0" and cm.mapping["47-0.0"] == "46-0.0"
+    assert cm.mapping == {swap.get(n, n): n for n in names}
+    assert "disagrees with the linked rows" in " ".join(cm.notes)

@@ -56,7 +56,8 @@ MAX_CATEGORIES = 64  # at most this many distinct integer codes may be a categor
 PROFILE_SAMPLE = 20_000
 DEFAULT_RATIO = 0.6
 DEFAULT_MAX_COST = 0.45
-REFINE_MAX_COST = 0.25  # median |leak - master| / master sd (numeric) or share of disagreeing cells
+HEADER_MAX_COST = 0.6  # value cost above which a column's header is not believed
+REFINE_MAX_COST = 0.25  # trimmed mean |leak - master| / master sd (numeric), or share of disagreeing cells
 _TREE_CACHE = 4  # trees kept per index (one per column set a leak presented)
 
 
@@ -899,17 +900,25 @@ def map_columns_detailed(
     free = set(index.columns)
     matches: list[ColumnMatch] = []
     leftover: list[str] = []
+    notes: list[str] = []
+    lprof = {c: _profile(c, leak.column(c)) for c in leak.column_names}
     for name in leak.column_names:
         hit = _header_match(name, index, free)
         if hit:
             mc, method = hit
-            free.discard(mc)
-            matches.append(ColumnMatch(name, mc, method, 0.0, 1.0, f"header {name!r} names {mc}"))
-        else:
-            leftover.append(name)
-    lprof = {c: _profile(c, leak.column(c)) for c in leftover}
+            # a header is trusted only when the values agree: a seller may relabel columns to mislead
+            mp = index.profile(mc)
+            cost, why = _value_cost(lprof[name], mp)
+            limit = HEADER_MAX_COST + 1.0 / math.sqrt(max(lprof[name].n, 1))  # small leaks vary more
+            unverifiable = mp.kind in ("text", "other")  # free text, lists: nothing to compare
+            if unverifiable or (math.isfinite(cost) and cost <= limit):
+                free.discard(mc)
+                reason = f"header {name!r} names {mc}" + ("" if unverifiable else f"; values agree ({why})")
+                matches.append(ColumnMatch(name, mc, method, 0.0, 1.0, reason))
+                continue
+            notes.append(f"header {name!r} names {mc} but its values disagree ({why}); mapped by values")
+        leftover.append(name)
     candidates = sorted(free)
-    notes: list[str] = []
     value_matches = _assign(leftover, candidates, lprof, index, max_cost)
     matches.extend(value_matches)
     if refine and leak.num_rows >= 5:
@@ -974,6 +983,12 @@ def _assignment(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndar
     return r[keep], c[keep]
 
 
+def _trimmed_mean(x: np.ndarray, keep: float = 0.9) -> float:
+    """Mean of the smallest ``keep`` share of ``x``: marks of one unit count, a few noisy cells do not."""
+    x = np.sort(x)
+    return float(x[: max(1, math.ceil(keep * len(x)))].mean())
+
+
 def _refine_by_linkage(
     leak: pa.Table,
     index: MasterIndex,
@@ -981,77 +996,99 @@ def _refine_by_linkage(
     lprof: dict[str, _Profile],
     max_cost: float,
 ) -> tuple[list[ColumnMatch], str]:
-    """Link rows with the confident pairs, then re-pair value-mapped columns by cell-level agreement."""
+    """Link rows with the confident pairs, then check every pair by cell-level agreement with the linked
+    participants: header pairs that agree stay; value pairs, and header pairs that disagree (a relabelled
+    column), are re-paired one to one by agreement."""
     fixed = [m for m in matches if m.method in ("header", "dictionary")]
     soft = [m for m in matches if m.method == "values"]
-    if not soft:
-        return matches, ""
     seed = fixed + [m for m in soft if m.confidence >= 0.5]
     if len(seed) < 2:
         seed = fixed + soft
+    if not seed:
+        return matches, ""
     try:
         res = index.link(leak, {m.leak: m.master for m in seed})
     except LinkError:
         return matches, ""
     linked = np.flatnonzero(res.linked)
     if len(linked) < 5:
-        return matches, "too few rows linked to refine the value-based column mapping"
+        return matches, "too few rows linked to check the column mapping by linkage"
     rows = pa.array(res.rows[linked])
-    taken = {m.master for m in fixed}
-    leak_cols = [m.leak for m in soft] + [c for c in lprof if c not in {m.leak for m in matches}]
-    master_cols = [c for c in index.columns if c not in taken and index.profile(c).kind != "other"]
+    lrows = pa.array(linked)
+    master_cols = [c for c in index.columns if index.profile(c).kind != "other"]
     master_vals = {}
     for mc in master_cols:
         col = index.master.column(mc).take(rows)
         numeric_col = index.profile(mc).kind == "numeric"
         master_vals[mc] = (_numeric_values(col), None if numeric_col else _category_keys(col))
-    big = 1e6
-    cost = np.full((len(leak_cols), len(master_cols)), big)
-    for i, lc in enumerate(leak_cols):
-        lcol = leak.column(lc).take(pa.array(linked))
+
+    def disagreement(lc: str, mcs: list[str]) -> np.ndarray:
+        out = np.full(len(mcs), 1e6)
+        lcol = leak.column(lc).take(lrows)
         lv, lk = _numeric_values(lcol), _category_keys(lcol)
         lp = lprof.get(lc)
         ranges = None
         if lp is not None and lp.kind == "interval" and lp.intervals:
             nan2 = (math.nan, math.nan)
             ranges = np.array([lp.intervals.get(str(k), nan2) if k is not None else nan2 for k in lk])
-        for j, mc in enumerate(master_cols):
+        for j, mc in enumerate(mcs):
             mv, mk = master_vals[mc]
             mp = index.profile(mc)
             if ranges is not None:
                 if mv is None or lp is None or mp.date != lp.date:
                     continue
                 have = np.isfinite(mv) & ~np.isnan(ranges[:, 0])
-                if have.sum() < 3:
-                    continue
-                held = (ranges[have, 0] <= mv[have]) & (mv[have] < ranges[have, 1])
-                cost[i, j] = 1.0 - float(held.mean())
+                if have.sum() >= 3:
+                    held = (ranges[have, 0] <= mv[have]) & (mv[have] < ranges[have, 1])
+                    out[j] = 1.0 - float(held.mean())
             elif lv is not None and mv is not None and mp.kind == "numeric":
                 both = np.isfinite(lv) & np.isfinite(mv)
-                if both.sum() < 3:
-                    continue
-                scale = float(np.std(mp.sample)) if mp.sample is not None and len(mp.sample) > 1 else 1.0
-                cost[i, j] = float(np.median(np.abs(lv[both] - mv[both]))) / (scale or 1.0)
+                if both.sum() >= 3:
+                    scale = float(np.std(mp.sample)) if mp.sample is not None and len(mp.sample) > 1 else 1.0
+                    out[j] = _trimmed_mean(np.abs(lv[both] - mv[both])) / (scale or 1.0)
             elif mk is not None:
                 have = (lk != None) & (mk != None)  # noqa: E711 - elementwise on object arrays
-                if have.sum() < 3:
-                    continue
-                cost[i, j] = 1.0 - float(np.mean(lk[have] == mk[have]))
-    r, c = _assignment(cost, REFINE_MAX_COST)
-    refined = list(fixed)
-    for i, j in zip(r, c, strict=True):
-        if cost[i, j] <= REFINE_MAX_COST:
-            refined.append(
-                ColumnMatch(
-                    leak_cols[i],
-                    master_cols[j],
-                    "linkage",
-                    float(cost[i, j]),
-                    float(np.clip(1.0 - cost[i, j], 0.0, 1.0)),
-                    f"agrees with {len(linked)} linked participants (disagreement {cost[i, j]:.3f})",
+                if have.sum() >= 3:
+                    out[j] = 1.0 - float(np.mean(lk[have] == mk[have]))
+        return out
+
+    kept: list[ColumnMatch] = []
+    notes: list[str] = []
+    for m in fixed:
+        if m.master not in master_vals:
+            kept.append(m)  # lists, free text: cannot be checked cell by cell
+            continue
+        row = disagreement(m.leak, master_cols)
+        own = float(row[master_cols.index(m.master)])
+        others = np.delete(row, master_cols.index(m.master))
+        alt = float(others.min()) if others.size else 1e6
+        clearly_better = alt < 0.5 * own and own - alt > 0.03  # another field fits the cells far better
+        if own >= 1e6 or (own <= REFINE_MAX_COST and not clearly_better):
+            kept.append(m)
+        else:
+            notes.append(f"header {m.leak!r} -> {m.master} disagrees with the linked rows ({own:.2f})")
+    taken = {m.master for m in kept}
+    kept_leak = {m.leak for m in kept}
+    leak_cols = [c for c in lprof if c not in kept_leak]
+    free_master = [c for c in master_cols if c not in taken]
+    cost = np.vstack([disagreement(lc, free_master) for lc in leak_cols]) if leak_cols else np.zeros((0, 0))
+    refined = list(kept)
+    if leak_cols and free_master:
+        r, c = _assignment(cost, REFINE_MAX_COST)
+        for i, j in zip(r, c, strict=True):
+            if cost[i, j] <= REFINE_MAX_COST:
+                refined.append(
+                    ColumnMatch(
+                        leak_cols[i],
+                        free_master[j],
+                        "linkage",
+                        float(cost[i, j]),
+                        float(np.clip(1.0 - cost[i, j], 0.0, 1.0)),
+                        f"agrees with {len(linked)} linked participants (disagreement {cost[i, j]:.3f})",
+                    )
                 )
-            )
-    return refined, f"column mapping refined on {len(linked)} linked rows"
+    notes.append(f"column mapping checked on {len(linked)} linked rows")
+    return refined, "; ".join(notes)
 
 
 # ------------------------------------------------------------------------------------------ linking
