@@ -433,3 +433,12 @@ def test_swapped_look_alike_headers_are_caught_by_linkage(index):
     assert cm.mapping["46-0.0"] == "47-0.0" and cm.mapping["47-0.0"] == "46-0.0"
     assert cm.mapping == {swap.get(n, n): n for n in names}
     assert "disagrees with the linked rows" in " ".join(cm.notes)
+
+
+def test_link_rows_reuses_the_index_map_columns_built(master):
+    leak, truth = make_leak(master, 200, seed=35)
+    dictionary = make_dictionary()
+    mapping = map_columns(leak, master, dictionary)
+    res = link_rows(leak, master, mapping)  # no dictionary here: the mapping's index is reused
+    assert "31-0.0" in res.blocking  # categorical by the dictionary, so it blocks
+    assert (res.eids == truth).mean() >= 0.99

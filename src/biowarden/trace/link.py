@@ -1101,7 +1101,8 @@ def _index_for(master: pa.Table | MasterIndex, dictionary: Any = None) -> Master
     if isinstance(master, MasterIndex):
         return master
     for t, d, idx in _INDEX_CACHE:
-        if t is master and d is dictionary:
+        # linking without a dictionary reuses the index that mapping built with one
+        if t is master and (d is dictionary or dictionary is None):
             return idx
     idx = MasterIndex(master, dictionary)
     _INDEX_CACHE.insert(0, (master, dictionary, idx))
