@@ -3,7 +3,11 @@
 A leak arrives in whatever shape its seller chose: a delimited text file (any of ``, ; TAB |``, with or
 without a header row, UTF-8 or Latin-1), Parquet, an Excel workbook, JSON (records, columns, pandas
 ``split``/``index`` layouts or JSON lines), or a Jupyter notebook whose cell outputs show the rows as
-pandas HTML tables or plain-text DataFrame reprs (possibly truncated with ``...``).
+pandas HTML tables, plain-text DataFrame reprs (possibly truncated with ``...`` or wrapped in blocks),
+polars or Markdown tables; the outputs showing the same columns are joined (repeats dropped) and the
+largest such table is taken. Title lines above a table and total lines below it are dropped; an Excel
+workbook gives its fullest sheet's largest table. Delimited files over ``FAST_TEXT_BYTES`` are parsed
+by Arrow's reader after sniffing the first lines.
 
 :func:`read_leak` returns one ``pa.Table`` whose columns are numbers (``int64``/``float64``), dates
 (``date32``) or strings. What was read and how (format, delimiter, header, encoding, which notebook
