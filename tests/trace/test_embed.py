@@ -140,8 +140,22 @@ def test_cohort_dictionary_and_synthetic_cohort(keyring):
     assert "1160-0.0" in MarkingPolicy.from_dictionary(d, table.schema.names, schema=table.schema).columns
     assert "50-0.0" in pol.columns and "21022-0.0" not in pol.columns
     assert [r.target for r in pol.derived] == ["21001-0.0"]
+    import pickle
+
+    pol = pickle.loads(pickle.dumps(pol))  # ships to Spark executors
     marked, rep = mark_release(table, pol, 8, keyring)
     assert rep.max_change_units == 1
     h, w, b = (_num(marked, c) for c in ("50-0.0", "21002-0.0", "21001-0.0"))
     ok = np.isfinite(h) & np.isfinite(w) & np.isfinite(b)
     assert np.array_equal(np.round(w / (h / 100) ** 2, 4)[ok], b[ok])
+
+
+def test_batch_marker_streams_and_pickles(master, dictionary, keyring):
+    import pickle
+
+    from biowarden.trace.embed import batch_marker
+
+    pol = _policy(master, dictionary)
+    fn = pickle.loads(pickle.dumps(batch_marker(pol, 21, keyring)))
+    out = pa.Table.from_batches(list(fn(master.to_batches(max_chunksize=700))))
+    assert out.equals(mark_release(master, pol, 21, keyring)[0])

@@ -244,12 +244,20 @@ def _cohort_derivation(col: str, dictionary: Any):
     name = getattr(f, "derivation", None)
     if not name or name not in getattr(derive, "DERIVATIONS", {}):
         return None
-    inputs, fn = derive.DERIVATIONS[name]
+    return name, _CohortDerivation(name), tuple(derive.DERIVATIONS[name][0])
 
-    def compute(*arrays: np.ndarray) -> np.ndarray:
+
+class _CohortDerivation:
+    """A derivation of :mod:`biowarden.cohort.derive` by name, called with its inputs in order (picklable)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        from biowarden.cohort import derive
+
+        inputs, fn = derive.DERIVATIONS[self.name]
         return np.asarray(fn(dict(zip(inputs, arrays, strict=True)), None), dtype=np.float64)
-
-    return name, compute, tuple(inputs)
 
 
 def _derived_rule(col: str, info, dictionary: Any, cols: list[str]) -> DerivedRule | None:
@@ -437,6 +445,25 @@ def mark_batch(
     if isinstance(batch, pa.Table):
         return pa.Table.from_arrays(arrays, schema=batch.schema), report
     return pa.RecordBatch.from_arrays(arrays, schema=batch.schema), report
+
+
+class BatchMarker:
+    """A callable over an iterator of Arrow batches, for Spark's ``mapInArrow`` (or any batch stream).
+
+    The batches must still carry the master ``eid`` column (pseudonymise after marking). It holds only the
+    policy and the key ring (plain data), so it pickles to executors.
+    """
+
+    def __init__(self, policy: MarkingPolicy, application_no: int, keyring: KeyRing) -> None:
+        self.policy, self.application_no, self.keyring = policy, int(application_no), keyring
+
+    def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
+        for b in batches:
+            yield mark_batch(b, self.policy, self.application_no, self.keyring)[0]
+
+
+def batch_marker(policy: MarkingPolicy, application_no: int, keyring: KeyRing) -> BatchMarker:
+    return BatchMarker(policy, application_no, keyring)
 
 
 def mark_release(
