@@ -67,12 +67,13 @@ class _Raw:
 # ----------------------------------------------------------------------------------------------- API
 
 
-def read_leak(path: str | Path, *, max_bytes: int | None = None) -> pa.Table:
+def read_leak(path: str | Path, *, max_bytes: int | None = None, _unpacked: bool = False) -> pa.Table:
     """Read a leaked file (CSV/TSV, Parquet, XLSX, JSON, notebook) into an Arrow table.
 
-    ``max_bytes`` (default ``BIOWARDEN_LEAK_MAX_BYTES`` or 2 GiB) refuses larger files before reading.
-    Raises :class:`LeakReadError` for a missing, empty, oversized, binary or malformed file, or one
-    without any table in it.
+    A gzip file, or a zip archive (other than a workbook), is unpacked first: the zip's largest member
+    in a readable format is read. ``max_bytes`` (default ``BIOWARDEN_LEAK_MAX_BYTES`` or 2 GiB) refuses
+    larger files, and larger unpacked contents, before reading. Raises :class:`LeakReadError` for a
+    missing, empty, oversized, binary or malformed file, or one without any table in it.
     """
     p = Path(path)
     limit = _max_bytes(max_bytes)
@@ -97,6 +98,8 @@ def read_leak(path: str | Path, *, max_bytes: int | None = None) -> pa.Table:
     except OSError as exc:
         raise LeakReadError(f"{p}: cannot read ({exc.strerror or exc})") from None
 
+    if not _unpacked and (head.startswith(b"\x1f\x8b") or (head.startswith(b"PK\x03\x04") and not _is_xlsx(p))):
+        return _read_archive(p, head, limit)
     fmt = _detect_format(p, head)
     try:
         if fmt == "parquet":
@@ -183,7 +186,7 @@ def _detect_format(p: Path, head: bytes) -> str:
     if head.startswith(b"PK\x03\x04"):
         if ext in {".xlsx", ".xlsm", ".xltx", ".xltm"} or _is_xlsx(p):
             return "xlsx"
-        raise LeakReadError(f"{p}: a zip archive that is not an Excel workbook; unpack it first")
+        raise LeakReadError(f"{p}: a zip archive inside an archive; unpack it first")
     if ext == ".parquet":
         raise LeakReadError(f"{p}: not a Parquet file (no PAR1 magic)")
     if ext in {".xlsx", ".xlsm"}:
@@ -191,7 +194,7 @@ def _detect_format(p: Path, head: bytes) -> str:
     if ext == ".xls" or head.startswith(b"\xd0\xcf\x11\xe0"):
         raise LeakReadError(f"{p}: legacy Excel .xls is not supported; save it as .xlsx or CSV")
     if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"(\xb5/\xfd")):
-        raise LeakReadError(f"{p}: a compressed file; decompress it first")
+        raise LeakReadError(f"{p}: a compressed file (bzip2, xz or zstd, or nested); decompress it first")
     if ext in {".json", ".jsonl", ".ndjson", ".ipynb"}:
         return "json"
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -200,11 +203,60 @@ def _detect_format(p: Path, head: bytes) -> str:
     return "delimited"
 
 
+_MEMBER_EXTS = (".csv", ".tsv", ".txt", ".tab", ".parquet", ".xlsx", ".json", ".jsonl", ".ndjson", ".ipynb")
+
+
+def _read_archive(p: Path, head: bytes, limit: int) -> pa.Table:
+    """Unpack a gzip file or a zip archive (bounded by ``limit`` bytes) and read what it holds."""
+    import gzip
+    import tempfile
+
+    def copy_bounded(src: Any, dst: Any, what: str) -> None:
+        total = 0
+        while chunk := src.read(1 << 20):
+            total += len(chunk)
+            if total > limit:
+                raise LeakReadError(f"{p}: {what} unpacks to over the {limit:,}-byte limit for a leak")
+            dst.write(chunk)
+
+    with tempfile.TemporaryDirectory(prefix="biowarden-leak-") as tmp:
+        try:
+            if head.startswith(b"\x1f\x8b"):
+                member = p.stem if p.suffix.lower() == ".gz" else p.name
+                out = Path(tmp) / Path(member).name
+                with gzip.open(p, "rb") as src, out.open("wb") as dst:
+                    copy_bounded(src, dst, "the gzip file")
+            else:
+                with zipfile.ZipFile(p) as zf:
+                    files = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX")]
+                    readable = [i for i in files if i.filename.lower().endswith(_MEMBER_EXTS)]
+                    if not readable:
+                        raise LeakReadError(f"{p}: the zip archive holds no table file ({', '.join(_MEMBER_EXTS)})")
+                    info = max(readable, key=lambda i: i.file_size)
+                    member = info.filename
+                    out = Path(tmp) / (Path(member).name or "member")
+                    with zf.open(info) as src, out.open("wb") as dst:
+                        copy_bounded(src, dst, f"member {member!r}")
+        except LeakReadError:
+            raise
+        except Exception as exc:  # zipfile and gzip raise many kinds on damaged input
+            raise LeakReadError(f"{p}: a broken archive ({type(exc).__name__}: {exc})") from None
+        try:
+            table = read_leak(out, max_bytes=limit, _unpacked=True)
+        except LeakReadError as exc:
+            raise LeakReadError(f"{p} ({member}): {str(exc).split(': ', 1)[-1]}") from None
+    info_ = leak_info(table)
+    info_.update({"path": str(p), "archive": "gzip" if head.startswith(b"\x1f\x8b") else "zip", "member": member})
+    meta = dict(table.schema.metadata or {})
+    meta[METADATA_KEY] = json.dumps(info_, sort_keys=True, default=str).encode()
+    return table.replace_schema_metadata(meta)
+
+
 def _is_xlsx(p: Path) -> bool:
     try:
         with zipfile.ZipFile(p) as zf:
             return "xl/workbook.xml" in zf.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # a damaged zip is not a workbook; reading it later reports the damage
         return False
 
 
