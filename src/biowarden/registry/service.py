@@ -13,6 +13,8 @@ Every public method takes the caller's ``Identity`` and runs ONE transaction tha
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -88,6 +90,10 @@ class Registry:
         self.clock = clock
         self.tokens = TokenAuthenticator()
         self.passwords = PasswordAuthenticator()
+        # SQLite has one writer and every transaction begins IMMEDIATE: waiting in SQLite's busy handler
+        # means sleeping in growing steps, so this process's registry transactions queue on a lock instead
+        # (other processes still queue in SQLite). PostgreSQL queues on the control row.
+        self._gate = threading.RLock() if db.dialect == "sqlite" else contextlib.nullcontext()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -187,7 +193,7 @@ class Registry:
     ) -> Any:
         denied: Denied | None = None
         result: Any = None
-        with self.db.session() as s:
+        with self._gate, self.db.session() as s:
             self._lock(s)
             now = self._now()
             prepared = prepare(s, now)
@@ -340,7 +346,7 @@ class Registry:
     def authenticate(self, token: str) -> Identity:
         """The identity behind a bearer token; a failure is ledgered and raises ``Unauthenticated``."""
         now = self._now()
-        with self.db.session() as s:
+        with self._gate, self.db.session() as s:
             ident = self.tokens.authenticate(s, token, now)
             if ident is not None:
                 return ident
@@ -357,7 +363,7 @@ class Registry:
 
     def deny_unauthenticated(self, what: str) -> int:
         """Ledger a request that came without any credential."""
-        with self.db.session() as s:
+        with self._gate, self.db.session() as s:
             return self.audit.record(
                 s,
                 "auth",
@@ -375,7 +381,7 @@ class Registry:
             raise Invalid("password must be a string of at most 1024 characters")
         days = self._days(days)
         failed: int | None = None
-        with self.db.session() as s:
+        with self._gate, self.db.session() as s:
             self._lock(s)
             now = self._now()
             ident = self.passwords.authenticate_password(s, username, password)
@@ -408,7 +414,7 @@ class Registry:
         """The identity of a local account proven by its password (the CLI's ``--as``); failures are
         ledgered."""
         username = v.username(username)
-        with self.db.session() as s:
+        with self._gate, self.db.session() as s:
             ident = self.passwords.authenticate_password(s, username, password)
             if ident is not None:
                 return ident
@@ -802,7 +808,7 @@ class Registry:
         wanted = v.fields(fields)
         if action not in ("application.access", "release.create"):
             raise Invalid(f"{action!r} is not a data-access action")
-        with self.db.session() as s:
+        with self._gate, self.db.session() as s:
             self._lock(s)
             now = self._now()
             row = self._application(s, app_id)
