@@ -50,6 +50,10 @@ def test_registry_commands(home):
     js("suspend", "--platform", "--reason", "drill")
     js("reinstate", "--platform", "--reason", "drill over")
     assert [a["id"] for a in js("application", "list")] == ["A-0017"]
+    assert js("revoke", "--application", "A-0017", "--reason", "misuse")["kind"] == "revocation"
+    assert js("application", "show", "A-0017")["status"] == "revoked"
+    assert "exactly one scope" in run("revoke", "--reason", "x", code=2).output
+    assert not js("reinstate", "--application", "A-0017", "--reason", "committee decision")[0]["active"]
     # accounts and tokens
     run(
         "user",

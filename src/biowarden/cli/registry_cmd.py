@@ -301,6 +301,21 @@ def register(app: typer.Typer) -> None:
         with _registry() as reg:
             _show(reg.suspend(LOCAL_OPERATOR, scope, target, reason, revoke=revoke), as_json, S_COLS, "suspended")
 
+    @app.command("revoke")
+    def revoke(
+        institution: str | None = typer.Option(None, "--institution"),
+        application: str | None = typer.Option(None, "--application"),
+        researcher: str | None = typer.Option(None, "--researcher"),
+        reason: str = typer.Option(..., "--reason", help="Why (written to the ledger)."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Revoke an institution, application or researcher: in force until a committee decision lifts it."""
+        from biowarden.registry import LOCAL_OPERATOR
+
+        scope, target = _scope(False, institution, application, researcher)
+        with _registry() as reg:
+            _show(reg.suspend(LOCAL_OPERATOR, scope, target, reason, revoke=True), as_json, S_COLS, "revoked")
+
     @app.command("reinstate")
     def reinstate(
         platform: bool = typer.Option(False, "--platform"),
