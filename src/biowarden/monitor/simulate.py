@@ -155,6 +155,34 @@ def _history(rng, researcher, app, inst, pop, start, days, network, fields=12, p
     return out
 
 
+def _malicious(
+    name: str,
+    at: datetime,
+    researcher: str,
+    application: str,
+    institution: str,
+    eids: np.ndarray,
+    fields: int,
+    network: str,
+    client: str,
+    expires: datetime,
+) -> Activity:
+    """One export of an attack scenario: ``eids`` leave in ``fields`` fields, tagged for scoring."""
+    return Activity(
+        at=at,
+        researcher=researcher,
+        application=application,
+        institution=institution,
+        rows=len(eids),
+        fields=fields,
+        participants=BitMap(eids),
+        network=network,
+        client=client,
+        app_expires=expires,
+        malicious=name,
+    )
+
+
 def attack(name: str, cfg: SimConfig, at: datetime, rng: np.random.Generator) -> list[Activity]:
     """Activities of one attack scenario: an ordinary-looking history, then the malicious part."""
     n = cfg.cohort_size
@@ -199,18 +227,17 @@ def attack(name: str, cfg: SimConfig, at: datetime, rng: np.random.Generator) ->
             sl = np.sort(order[k * size : (k + 1) * size])
             t = at + timedelta(days=k // 3, hours=9 + 4 * (k % 3))
             acts.append(
-                Activity(
-                    at=t,
-                    researcher="slicer@eastbury.ac.uk",
-                    application="A-9002",
-                    institution="Eastbury College",
-                    rows=len(sl),
-                    fields=12,
-                    participants=BitMap(sl),
-                    network="10.250.2.0/24",
-                    client="rstudio",
-                    app_expires=at + timedelta(days=300),
-                    malicious=name,
+                _malicious(
+                    name,
+                    t,
+                    "slicer@eastbury.ac.uk",
+                    "A-9002",
+                    "Eastbury College",
+                    sl,
+                    12,
+                    "10.250.2.0/24",
+                    "rstudio",
+                    at + timedelta(days=300),
                 )
             )
         return acts
@@ -237,18 +264,17 @@ def attack(name: str, cfg: SimConfig, at: datetime, rng: np.random.Generator) ->
                 sl = np.sort(order[k * size : (k + 1) * size])
                 t = at + timedelta(days=day, hours=10 + 2 * j)
                 acts.append(
-                    Activity(
-                        at=t,
-                        researcher=f"res{j}@{inst.split()[0].lower()}.ac.uk",
-                        application=f"A-910{j}",
-                        institution=inst,
-                        rows=len(sl),
-                        fields=25,
-                        participants=BitMap(sl),
-                        network=f"10.251.{j}.0/24",
-                        client="rstudio",
-                        app_expires=at + timedelta(days=300),
-                        malicious=name,
+                    _malicious(
+                        name,
+                        t,
+                        f"res{j}@{inst.split()[0].lower()}.ac.uk",
+                        f"A-910{j}",
+                        inst,
+                        sl,
+                        25,
+                        f"10.251.{j}.0/24",
+                        "rstudio",
+                        at + timedelta(days=300),
                     )
                 )
         return acts
@@ -270,18 +296,17 @@ def attack(name: str, cfg: SimConfig, at: datetime, rng: np.random.Generator) ->
             sl = np.sort(order[k * 20_000 : (k + 1) * 20_000])
             t = at.replace(hour=3) + timedelta(minutes=10 * k)
             acts.append(
-                Activity(
-                    at=t,
-                    researcher="victim@southfield.ac.uk",
-                    application="A-9004",
-                    institution="Southfield University",
-                    rows=len(sl),
-                    fields=40,
-                    participants=BitMap(sl),
-                    network="203.0.113.0/24",
-                    client="python-requests",
-                    app_expires=at + timedelta(days=300),
-                    malicious=name,
+                _malicious(
+                    name,
+                    t,
+                    "victim@southfield.ac.uk",
+                    "A-9004",
+                    "Southfield University",
+                    sl,
+                    40,
+                    "203.0.113.0/24",
+                    "python-requests",
+                    at + timedelta(days=300),
                 )
             )
         return acts
@@ -299,18 +324,17 @@ def attack(name: str, cfg: SimConfig, at: datetime, rng: np.random.Generator) ->
             a.app_expires = expires
         for k in range(5):
             acts.append(
-                Activity(
-                    at=at + timedelta(days=k, hours=10),
-                    researcher="late@northway.ac.uk",
-                    application="A-9005",
-                    institution="Northway College",
-                    rows=len(pop),
-                    fields=12,
-                    participants=BitMap(pop),
-                    network="10.250.5.0/24",
-                    client="rstudio",
-                    app_expires=expires,
-                    malicious=name,
+                _malicious(
+                    name,
+                    at + timedelta(days=k, hours=10),
+                    "late@northway.ac.uk",
+                    "A-9005",
+                    "Northway College",
+                    pop,
+                    12,
+                    "10.250.5.0/24",
+                    "rstudio",
+                    expires,
                 )
             )
         return acts
