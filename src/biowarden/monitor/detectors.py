@@ -117,6 +117,7 @@ class Monitor:
         self._peer_log_cells: list[float] = []
         self._peer_stats: tuple[float, float] | None = None
         self._peer_seen = 0
+        self._size_memo: tuple[Activity, list[Alert]] | None = None  # precheck's size alerts, reused by observe
 
     # -- 1. hard rules, before the export leaves --------------------------------------------------------
     def precheck(self, act: Activity, *, exception: bool = False) -> list[Alert]:
@@ -126,7 +127,9 @@ class Monitor:
             alerts.append(Alert(act.at, "expired_application", CRITICAL, "application", act.application,
                                 f"export requested {act.at - act.app_expires} after the application expired",
                                 block=True, related=(("researcher", act.researcher),)))
-        for a in self._size(act, self.researchers[act.researcher]):
+        size_alerts = self._size(act, self.researchers[act.researcher])
+        self._size_memo = (act, size_alerts)
+        for a in size_alerts:
             if a.severity == CRITICAL:
                 alerts.append(Alert(a.at, a.detector, a.severity, a.scope, a.target, a.detail, block=True,
                                     related=(("application", act.application),)))
@@ -146,7 +149,10 @@ class Monitor:
             alerts += self._denied(act, r)
         else:
             alerts += self._context(act, r)
-            alerts += [a for a in self._size(act, r) if a.severity != CRITICAL]  # critical: blocked in precheck
+            memo = self._size_memo
+            size_alerts = memo[1] if memo is not None and memo[0] is act else self._size(act, r)
+            self._size_memo = None
+            alerts += [a for a in size_alerts if a.severity != CRITICAL]  # critical: blocked in precheck
             if act.participants is not None:
                 alerts += self._growth(act)
                 alerts += self._coordinated(act)
