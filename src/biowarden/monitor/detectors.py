@@ -61,11 +61,17 @@ class MonitorConfig:
     scores: dict[str, float] = field(default_factory=lambda: {INFO: 0.25, WARN: 1.0, CRITICAL: 10.0})
 
 
+def _median(sorted_values: list[float]) -> float:
+    n = len(sorted_values)
+    mid = n // 2
+    return sorted_values[mid] if n % 2 else (sorted_values[mid - 1] + sorted_values[mid]) / 2.0
+
+
 def _robust(values: list[float]) -> tuple[float, float]:
-    """Median and MAD (scaled to a standard deviation)."""
-    arr = np.asarray(values)
-    med = float(np.median(arr))
-    return med, float(np.median(np.abs(arr - med))) * 1.4826
+    """Median and MAD (scaled to a standard deviation). Plain sorting: histories are short (<= 200 values here,
+    a few thousand for peers), where NumPy's per-call overhead costs more than the work."""
+    med = _median(sorted(values))
+    return med, _median(sorted(abs(v - med) for v in values)) * 1.4826
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ class Monitor:
         self.researchers: dict[str, _Actor] = defaultdict(_Actor)
         self.applications: dict[str, _Application] = defaultdict(_Application)
         self.institutions: dict[str, _Institution] = defaultdict(_Institution)
+        self._pulling: dict[str, _Institution] = {}  # institutions with new pulls inside the window
         self._peer_log_cells: list[float] = []
         self._peer_stats: tuple[float, float] | None = None
         self._peer_seen = 0
@@ -272,24 +279,18 @@ class Monitor:
         inst = self.institutions[act.institution]
         new = act.participants - inst.coverage
         inst.coverage |= act.participants
-        while inst.recent and act.at - inst.recent[0][0] > c.coord_window:
-            inst.recent.popleft()
-            inst.new_union = None
+        self._expire(act.institution, inst, act.at)
         if len(new) / c.cohort_size < c.coord_min_new_share:
             return []
         inst.recent.append((act.at, new))
         inst.new_union = None
+        self._pulling[act.institution] = inst
         mine = self._new_union(inst)
         group = [act.institution]
         union = mine.copy()
         n = c.cohort_size
-        for name, other in self.institutions.items():
-            if name == act.institution:
-                continue
-            while other.recent and act.at - other.recent[0][0] > c.coord_window:
-                other.recent.popleft()
-                other.new_union = None
-            if not other.recent:
+        for name, other in list(self._pulling.items()):
+            if name == act.institution or not self._expire(name, other, act.at):
                 continue
             theirs = self._new_union(other)
             expected = len(mine) * len(other.coverage) / n
@@ -306,6 +307,16 @@ class Monitor:
                           f"of the cohort within {c.coord_window.days} days",
                           related=tuple(("institution", o) for o in sorted(group) if o != g)) for g in sorted(group)]
         return []
+
+    def _expire(self, name: str, inst: _Institution, at: datetime) -> bool:
+        """Drop an institution's new pulls older than the window; True while any remain."""
+        while inst.recent and at - inst.recent[0][0] > self.config.coord_window:
+            inst.recent.popleft()
+            inst.new_union = None
+        if not inst.recent:
+            self._pulling.pop(name, None)
+            return False
+        return True
 
     @staticmethod
     def _new_union(inst: _Institution) -> BitMap:
