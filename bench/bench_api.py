@@ -15,7 +15,6 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
 
 import httpx
 import sqlalchemy as sa
@@ -26,6 +25,7 @@ from rich.table import Table
 from biowarden.keys import KeyRing
 from biowarden.registry import LOCAL_OPERATOR as OP
 from biowarden.store import connect, migrate
+from biowarden.store.db import scratch_schema
 from biowarden.web import create_app
 
 RATE = float(os.environ.get("BENCH_API_RATE", "200"))
@@ -149,21 +149,11 @@ def main() -> None:
         results["SQLite"] = _run(db, keyring)
         db.dispose()
     try:
-        admin = sa.create_engine(PG_URL)
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        with admin.begin() as c:
-            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            sep = "&" if "?" in PG_URL else "?"
-            url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        with scratch_schema(PG_URL, prefix="bench") as url:
             migrate(url)
             db = connect(url)
             results["PostgreSQL"] = _run(db, keyring)
             db.dispose()
-        finally:
-            with admin.begin() as c:
-                c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
     except sa.exc.OperationalError as exc:
         console.print(f"[yellow]PostgreSQL not reachable ({exc.__class__.__name__}); SQLite only[/]")
     table = Table(

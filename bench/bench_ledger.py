@@ -15,7 +15,6 @@ import argparse
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from biowarden.keys import KeyRing
@@ -120,15 +119,9 @@ def main(argv: list[str] | None = None) -> None:
 
     pg = _pg_url()
     if pg and not args.no_postgres:
-        import sqlalchemy as sa
+        from biowarden.store.db import scratch_schema
 
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(pg)
-        with admin.begin() as c:
-            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            sep = "&" if "?" in pg else "?"
-            url = f"{pg}{sep}options=-csearch_path%3D{schema}"
+        with scratch_schema(pg, prefix="bench") as url:
             migrate(url)
             db = connect(url)
             ledger = LedgerStore(db, keyring)
@@ -161,10 +154,6 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
             db.dispose()
-        finally:
-            with admin.begin() as c:
-                c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
 
     from rich.console import Console
     from rich.table import Table

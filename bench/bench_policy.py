@@ -16,7 +16,6 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
@@ -28,6 +27,7 @@ from biowarden.policy import decide
 from biowarden.registry.auth import Identity, token_hash
 from biowarden.registry.service import Registry
 from biowarden.store import connect, migrate
+from biowarden.store.db import scratch_schema
 from biowarden.store.registry_tables import (
     AccountRow,
     ApiTokenRow,
@@ -220,21 +220,11 @@ def main() -> None:
         results["SQLite"] = measure(db, keyring)
         db.dispose()
     try:
-        admin = sa.create_engine(PG_URL)
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        with admin.begin() as c:
-            c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            sep = "&" if "?" in PG_URL else "?"
-            url = f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        with scratch_schema(PG_URL, prefix="bench") as url:
             migrate(url)
             db = connect(url)
             results["PostgreSQL"] = measure(db, keyring)
             db.dispose()
-        finally:
-            with admin.begin() as c:
-                c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
     except sa.exc.OperationalError as exc:
         console.print(f"[yellow]PostgreSQL not reachable ({exc.__class__.__name__}); SQLite only[/]")
     table = Table(title=f"policy decision latency, ms ({N_APPS:,} applications, {N_RESEARCHERS:,} researchers)")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 
 import pytest
-import sqlalchemy as sa
 
 from biowarden.store import connect, migrate
+from biowarden.store.db import scratch_schema
 
 POSTGRES_URL = os.environ.get("BIOWARDEN_TEST_DATABASE_URL")
 
@@ -50,28 +49,8 @@ def db(request, tmp_path):
         yield database
         database.dispose()
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
-    migrate(url)
-    database = connect(url)
-    yield database
-    database.dispose()
-    with admin.begin() as c:
-        c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
-@pytest.fixture(scope="session")
-def spark():
-    """The process's local[2] SparkSession (biowarden.engine.spark), started once and shared by all tests."""
-    if not java_available():
-        pytest.skip("Spark tests need Java: no `java` on PATH and JAVA_HOME is unset")
-    from biowarden.engine.spark import spark_session, stop_spark
-
-    session = spark_session()
-    yield session
-    stop_spark()
+    with scratch_schema(POSTGRES_URL) as url:
+        migrate(url)
+        database = connect(url)
+        yield database
+        database.dispose()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,6 +87,25 @@ def connect(url: str, *, echo: bool = False) -> Database:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
     return Database(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+
+
+@contextmanager
+def scratch_schema(postgres_url: str, prefix: str = "t") -> Iterator[str]:
+    """A fresh PostgreSQL schema for tests and benchmarks, dropped afterwards.
+
+    Yields a URL whose ``search_path`` is that schema, so whatever runs there sees an empty store.
+    """
+    admin = create_engine(postgres_url)
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as c:
+            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+        sep = "&" if "?" in postgres_url else "?"
+        yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+        with admin.begin() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
 
 
 def alembic_config(url: str):
