@@ -54,3 +54,15 @@ def db(request, tmp_path):
         database = connect(url)
         yield database
         database.dispose()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The process's local[2] SparkSession (biowarden.engine.spark), started once and shared by all tests."""
+    if not java_available():
+        pytest.skip("Spark tests need Java: no `java` on PATH and JAVA_HOME is unset")
+    from biowarden.engine.spark import spark_session, stop_spark
+
+    session = spark_session()
+    yield session
+    stop_spark()
