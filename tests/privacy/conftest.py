@@ -1,10 +1,24 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-ADULT = Path(__file__).resolve().parents[3] / "shared" / "data" / "adult"
+
+def _find_adult() -> Path:
+    """shared/data/adult beside the checkout (or above it, for worktrees), or $BIOWARDEN_ADULT."""
+    if os.environ.get("BIOWARDEN_ADULT"):
+        return Path(os.environ["BIOWARDEN_ADULT"])
+    here = Path(__file__).resolve()
+    for parent in here.parents[2:]:
+        candidate = parent / "shared" / "data" / "adult"
+        if (candidate / "adult.csv").is_file():
+            return candidate
+    return here.parents[3] / "shared" / "data" / "adult"
+
+
+ADULT = _find_adult()
 ADULT_QIS = ["sex", "age", "race", "marital-status", "education", "native-country", "workclass", "occupation"]
 
 

@@ -2,7 +2,10 @@
 
 The search works on the histogram of distinct QI combinations: a transformation (one level per QI) maps
 every distinct combination to its generalised combination with NumPy indexing, and the counts are
-re-aggregated (``bincount`` on a mixed-radix key, ``unique`` when the key space is large). Records in
+re-aggregated (``bincount`` on a mixed-radix key, ``unique`` when the key space is large). Regrouping is
+incremental: generalisation is monotone, so a node's classes are unions of the classes of any finer node;
+a node is derived from the cached finer node with the fewest classes by mapping only the changed QIs'
+codes up their hierarchies (where a hierarchy is not a tree, from the histogram's rows instead). Records in
 classes that fail a per-class criterion (k-anonymity, l-diversity, t-closeness, k-map, highest risk)
 are suppressed; a transformation is *anonymous* when at most ``suppression * n`` records are suppressed
 and the aggregate criteria (average risk, population uniqueness) hold on what remains.
@@ -200,6 +203,7 @@ class Lattice:
         criteria: Criteria,
         suppression: float,
         sensitive: SensitiveData | None = None,
+        cache_bytes: int = 256 << 20,
     ) -> None:
         missing = [q for q in hist.qis if q not in hierarchies]
         if missing:
@@ -234,6 +238,21 @@ class Lattice:
                 self.gen_raw[i, lv] = raw
                 self.gen_loss[i, lv] = _norm_loss(raw, lo, self.n)
                 self.gen_prec[i, lv] = lv / (h.height - 1) if h.height > 1 else 0.0
+        # up[i][a][b]: label of level a -> its label at level b (None where the hierarchy is not a tree)
+        self.up: list[dict[tuple[int, int], np.ndarray | None]] = []
+        for h in self.hier:
+            maps: dict[tuple[int, int], np.ndarray | None] = {}
+            for a in range(h.height):
+                for b in range(a + 1, h.height):
+                    parent = np.zeros(len(h.labels[a]), dtype=np.int64)
+                    parent[h.codes[a]] = h.codes[b]
+                    maps[a, b] = parent if np.array_equal(parent[h.codes[a]], h.codes[b]) else None
+            self.up.append(maps)
+        self.track_rows = sensitive is not None
+        self.cache = _GroupCache(self.q, cache_bytes)
+        self.root = (0,) * self.q
+        self.cache.put(self.root, self._group_full(self.root))
+        self.root_is_hist = len(self.cache.entries[self.root].sizes) == len(self.counts)
 
     # ------------------------------------------------------------------ nodes
     def nodes(self) -> np.ndarray:
@@ -250,89 +269,226 @@ class Lattice:
 
     def group(self, levels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """(class of every histogram row, record count of every class) for a transformation."""
-        space = 1
-        for i, lv in enumerate(levels):
-            space *= self.nlabels[i][lv]
-        m = len(self.counts)
-        key = np.zeros(m, dtype=np.int64)
-        for i, lv in enumerate(levels):
-            key *= self.nlabels[i][lv]
-            key += self.gen[i][lv]
-        if space <= max(4 * m, 1 << 16):
-            sizes = np.bincount(key, weights=self.counts, minlength=space)
-            present = np.flatnonzero(sizes)
-            remap = np.empty(space, dtype=np.int64)
-            remap[present] = np.arange(len(present))
-            return remap[key], sizes[present].astype(np.int64)
-        uniq, inverse = np.unique(key, return_inverse=True)
-        sizes = np.bincount(inverse, weights=self.counts, minlength=len(uniq))
-        return inverse.reshape(-1), sizes.astype(np.int64)
+        g = self._group_full(tuple(int(x) for x in levels), rows=True)
+        return g.rows, g.sizes
 
-    def failing_classes(self, cls: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    def _group_full(self, levels: tuple[int, ...], rows: bool | None = None) -> _Groups:
+        """Group the histogram's rows for a transformation (from scratch)."""
+        cols = [self.gen[i][lv] for i, lv in enumerate(levels)]
+        radices = [self.nlabels[i][lv] for i, lv in enumerate(levels)]
+        codes, sizes, inverse = _regroup(cols, radices, self.counts)
+        track = self.track_rows if rows is None else rows
+        return _Groups(codes, sizes, inverse if track else None)
+
+    def groups(self, levels: tuple[int, ...]) -> _Groups:
+        """The classes of a transformation, derived from the finest cached node below it.
+
+        Generalisation is monotone: the classes of a coarser node are unions of the classes of any finer
+        node, so only the finer node's (few) classes are mapped up the changed dimensions and re-counted.
+        """
+        hit = self.cache.get(levels)
+        if hit is not None:
+            return hit
+        for base_levels, base in self.cache.below(levels):
+            maps = []
+            for i, (a, b) in enumerate(zip(base_levels, levels, strict=True)):
+                maps.append(None if a == b else self.up[i][a, b])
+                if a != b and maps[-1] is None:
+                    break
+            else:
+                if base_levels == self.root and self.root_is_hist:
+                    g = self._group_full(levels)  # the histogram's own rows: no mapping needed
+                    break
+                cols = [base.codes[i] if mp is None else mp[base.codes[i]] for i, mp in enumerate(maps)]
+                radices = [self.nlabels[i][lv] for i, lv in enumerate(levels)]
+                codes, sizes, inverse = _regroup(cols, radices, base.sizes)
+                g = _Groups(codes, sizes, inverse[base.rows] if base.rows is not None else None)
+                break
+        else:
+            g = self._group_full(levels)
+        self.cache.put(levels, g)
+        return g
+
+    def failing_classes(self, cls: np.ndarray | None, sizes: np.ndarray) -> np.ndarray:
         """Boolean per class: the class violates a per-class criterion and must be suppressed."""
         c = self.criteria
         fail = sizes < c.min_class_size
         if c.k_map is not None:
             pi = self.n / float(c.population)
             fail |= np.maximum(sizes, sizes / pi) < c.k_map
-        if self.sensitive is not None and (c.l is not None or c.t is not None):
+        if self.sensitive is not None and cls is not None and (c.l is not None or c.t is not None):
             fail |= ~class_diversity(self.sensitive, cls, len(sizes), c)
         return fail
 
     def evaluate(self, levels: Sequence[int], metrics: Sequence[str] = METRICS, lazy: bool = False) -> NodeResult:
         """Evaluate a transformation; with ``lazy`` the utility is only computed for anonymous nodes."""
         levels = tuple(int(x) for x in levels)
-        cls, sizes = self.group(levels)
-        fail = self.failing_classes(cls, sizes)
+        g = self.groups(levels)
+        sizes = g.sizes
+        fail = self.failing_classes(g.rows, sizes)
         suppressed = int(sizes[fail].sum())
         anonymous = suppressed <= self.max_outliers
-        kept = sizes[~fail]
-        if anonymous and kept.size:
+        if anonymous and (self.criteria.max_average_risk is not None or self.criteria.max_population_uniqueness):
+            kept = sizes[~fail]
             c = self.criteria
-            if c.max_average_risk is not None:
+            if kept.size and c.max_average_risk is not None:
                 anonymous = len(kept) / kept.sum() <= c.max_average_risk + 1e-12
-            if anonymous and c.max_population_uniqueness is not None:
+            if kept.size and anonymous and c.max_population_uniqueness is not None:
                 pu = population_uniqueness(ClassSizes.from_counts(kept), float(c.population), ("pitman", "zayatz"))
                 anonymous = pu.dankar <= c.max_population_uniqueness + 1e-12
+        classes = len(sizes) - int(np.count_nonzero(fail))
         if lazy and not anonymous:
-            return NodeResult(levels, False, suppressed, int((~fail).sum()), math.nan, {})
-        row_supp = fail[cls]
-        utility = self.utility(levels, row_supp, sizes, fail, metrics)
+            return NodeResult(levels, False, suppressed, classes, math.nan, {})
+        utility = self.utility(levels, g, fail, metrics)
         # classes as ARX counts them: the suppressed records are not a class
-        return NodeResult(levels, anonymous, suppressed, int((~fail).sum()), utility.get("loss", math.nan), utility)
+        return NodeResult(levels, anonymous, suppressed, classes, utility.get("loss", math.nan), utility)
 
     def utility(
         self,
         levels: tuple[int, ...],
-        row_supp: np.ndarray,
-        sizes: np.ndarray,
+        g: _Groups,
         fail: np.ndarray,
         metrics: Sequence[str],
     ) -> dict[str, float]:
+        """Utility from the classes: every record of a class shares its generalised values."""
         out: dict[str, float] = {}
         n = self.n
-        supp_idx = np.flatnonzero(row_supp)
-        supp_counts = self.counts[supp_idx]
+        supp_idx = np.flatnonzero(fail)
+        supp_counts = g.sizes[supp_idx]
         n_supp = float(supp_counts.sum())
         if "loss" in metrics:
             vals = []
             for i, lv in enumerate(levels):
                 raw = float(self.gen_raw[i, lv])
                 if n_supp:
-                    share = self.share[i][lv][self.gen[i][lv][supp_idx]]
+                    share = self.share[i][lv][g.codes[i, supp_idx]]
                     raw += float((supp_counts * (1.0 - share)).sum())
                 vals.append(_norm_loss(raw, n / self.hier[i].domain_size, n))
-            out["loss"] = float(_round(np.exp(np.log1p(np.array(vals)).mean()) - 1.0))
+            out["loss"] = float(_round(math.exp(math.fsum(map(math.log1p, vals)) / len(vals)) - 1.0))
         if "precision" in metrics:
             vals = [(self.gen_prec[i, lv] * (n - n_supp) + n_supp) / n for i, lv in enumerate(levels)]
-            out["precision"] = float(_round(np.mean(vals)))
+            out["precision"] = float(_round(math.fsum(vals) / len(vals)))
         if "discernibility" in metrics:
-            kept = sizes[~fail].astype(float)
+            kept = g.sizes[~fail].astype(float)
             out["discernibility"] = float((kept * kept).sum() + n_supp * n)
         if "aecs" in metrics:
             classes = int((~fail).sum()) + (1 if n_supp else 0)
             out["aecs"] = n / classes if classes else math.nan
         return out
+
+
+@dataclass
+class _Groups:
+    """The classes of one transformation: generalised codes per class and QI, sizes, and (optionally) the
+    class of every histogram row."""
+
+    codes: np.ndarray  # (q, classes) label codes at the transformation's levels
+    sizes: np.ndarray  # records per class
+    rows: np.ndarray | None  # histogram row -> class (kept only when a criterion needs it)
+
+    @property
+    def nbytes(self) -> int:
+        return self.codes.nbytes + self.sizes.nbytes + (self.rows.nbytes if self.rows is not None else 0)
+
+
+class _GroupCache:
+    """Grouped histograms of evaluated nodes, bounded in bytes (least recently used leave first).
+
+    The all-zeros node (the finest) is never evicted, so every node can be derived from something.
+    """
+
+    def __init__(self, q: int, max_bytes: int) -> None:
+        self.q, self.max_bytes, self.bytes = q, max_bytes, 0
+        self.entries: dict[tuple[int, ...], _Groups] = {}
+        self.levels = np.zeros((64, q), dtype=np.int64)
+        self.classes = np.zeros(64, dtype=np.int64)
+        self.keys: list[tuple[int, ...]] = []
+
+    def get(self, levels: tuple[int, ...]) -> _Groups | None:
+        g = self.entries.pop(levels, None)
+        if g is not None:
+            self.entries[levels] = g  # most recently used
+        return g
+
+    def below(self, levels: tuple[int, ...]):
+        """Cached nodes at or below ``levels`` (finer or equal in every QI), fewest classes first."""
+        k = len(self.keys)
+        ok = np.flatnonzero(np.all(self.levels[:k] <= np.asarray(levels), axis=1))
+        for j in ok[np.argsort(self.classes[ok], kind="stable")]:
+            key = self.keys[j]
+            yield key, self.entries[key]
+
+    def put(self, levels: tuple[int, ...], g: _Groups) -> None:
+        if levels in self.entries:
+            return
+        root = (0,) * self.q
+        while self.entries and self.bytes + g.nbytes > self.max_bytes:
+            victim = next((key for key in self.entries if key != root), None)
+            if victim is None:
+                break
+            self.bytes -= self.entries.pop(victim).nbytes
+            j = self.keys.index(victim)
+            last = len(self.keys) - 1
+            self.levels[j], self.classes[j], self.keys[j] = self.levels[last], self.classes[last], self.keys[last]
+            self.keys.pop()
+        k = len(self.keys)
+        if k == len(self.levels):
+            self.levels = np.concatenate([self.levels, np.zeros_like(self.levels)])
+            self.classes = np.concatenate([self.classes, np.zeros_like(self.classes)])
+        self.levels[k], self.classes[k] = levels, len(g.sizes)
+        self.keys.append(levels)
+        self.entries[levels] = g
+        self.bytes += g.nbytes
+
+
+def _regroup(
+    cols: Sequence[np.ndarray], radices: Sequence[int], weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group weighted code tuples: (distinct tuples as a (q, classes) matrix, summed weights, inverse).
+
+    The tuple is packed into one mixed-radix integer key; a dense ``bincount`` when the key space is
+    small, a sort (``unique``) otherwise, a row-wise unique when the key would overflow 64 bits.
+    """
+    m = len(weights)
+    q = len(cols)
+    space = 1
+    for r in radices:
+        space *= max(int(r), 1)
+    if q == 0:
+        return (
+            np.zeros((0, 1 if m else 0), np.int64),
+            np.array([weights.sum()] if m else [], np.int64),
+            np.zeros(m, np.int64),
+        )
+    if space >= 2**62:
+        mat = np.stack(cols, axis=1)
+        codes, inverse = np.unique(mat, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        sizes = np.bincount(inverse, weights=weights, minlength=len(codes))
+        return np.ascontiguousarray(codes.T, dtype=np.int64), np.rint(sizes).astype(np.int64), inverse
+    key = np.array(cols[0], dtype=np.int64, copy=True)
+    for col, r in zip(cols[1:], radices[1:], strict=True):
+        key *= max(int(r), 1)
+        key += col
+    if space <= max(4 * m, 1 << 16):
+        dense = np.bincount(key, weights=weights, minlength=space)
+        uniq = np.flatnonzero(dense)
+        remap = np.empty(space, dtype=np.int64)
+        remap[uniq] = np.arange(len(uniq))
+        inverse = remap[key]
+        sizes = dense[uniq]
+    else:
+        uniq, inverse = np.unique(key, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        sizes = np.bincount(inverse, weights=weights, minlength=len(uniq))
+    codes = np.empty((q, len(uniq)), dtype=np.int64)
+    rest = uniq.astype(np.int64, copy=True)
+    for i in range(q - 1, 0, -1):
+        r = max(int(radices[i]), 1)
+        np.remainder(rest, r, out=codes[i])
+        rest //= r
+    codes[0] = rest
+    return codes, np.rint(sizes).astype(np.int64), inverse
 
 
 def _norm_loss(raw: float, lo: float, n: float) -> float:
@@ -355,24 +511,35 @@ def _better(a: NodeResult, b: NodeResult | None, metric: str) -> bool:
 
 
 class _Search:
-    """The lattice walk: exhaustive, bound-pruned, or bound-pruned with predictive tagging."""
+    """The lattice walk: exhaustive, bound-pruned, or bound-pruned with predictive tagging.
+
+    Nodes are numbered in C order over the lattice's shape (``itertools.product`` order), so the nodes
+    above (or below) a node form a box of the status array and are tagged with one slice assignment.
+    """
 
     def __init__(self, lat: Lattice, nodes: np.ndarray, bounds: np.ndarray, metric: str, progress) -> None:
         self.lat, self.nodes, self.bounds, self.metric, self.progress = lat, nodes, bounds, metric, progress
         self.best: NodeResult | None = None
         self.evaluated = 0
-        self.status = np.zeros(len(nodes), dtype=np.int8)  # 0 unknown, 1 anonymous, -1 not
+        self.shape = tuple(lat.heights)
+        self.status = np.zeros(self.shape, dtype=np.int8)  # 0 unknown, 1 anonymous, -1 not
+        self.flat = self.status.reshape(-1)  # a view: tagging the box tags the flat index too
         self.scored = np.zeros(len(nodes), dtype=bool)
-        radix = np.ones(lat.q, dtype=np.int64)
+        self.node_list = list(itertools.product(*(range(h) for h in lat.heights)))
+        self.bound_list = bounds.tolist()
+        radix = [1] * lat.q
         for i in range(lat.q - 2, -1, -1):
             radix[i] = radix[i + 1] * lat.heights[i + 1]
         self.radix = radix
+        self.top = [h - 1 for h in lat.heights]
 
-    def index(self, node: np.ndarray) -> int:
-        return int((node * self.radix).sum())
+    def successors(self, j: int) -> list[int]:
+        """The nodes one level above node j in one QI."""
+        node = self.node_list[j]
+        return [j + self.radix[i] for i in range(len(node)) if node[i] < self.top[i]]
 
     def consider(self, j: int) -> NodeResult:
-        res = self.lat.evaluate(self.nodes[j], (self.metric,), lazy=True)
+        res = self.lat.evaluate(self.node_list[j], (self.metric,), lazy=True)
         self.evaluated += 1
         self.scored[j] = True
         if self.progress is not None and self.evaluated % 64 == 0:
@@ -389,45 +556,38 @@ class _Search:
             self.consider(j)
 
     def bounded(self) -> None:
-        for j in np.lexsort((self.nodes.sum(axis=1), self.bounds)):
-            if self.bounds[j] > self.limit():
+        for j in np.lexsort((self.nodes.sum(axis=1), self.bounds)).tolist():
+            if self.bound_list[j] > self.limit():
                 break
-            self.consider(int(j))
+            self.consider(j)
 
     def _check(self, j: int) -> bool:
         """Anonymity of node j, from tags or by evaluating it (and tagging the lattice)."""
-        if self.status[j] != 0:
-            return self.status[j] > 0
+        if self.flat[j] != 0:
+            return bool(self.flat[j] > 0)
         res = self.consider(j)
-        node = self.nodes[j]
+        node = self.node_list[j]
         if res.anonymous:
-            self.status[np.all(self.nodes >= node, axis=1) & (self.status == 0)] = 1
+            above = self.status[tuple(slice(lv, None) for lv in node)]
+            above[above == 0] = 1
         else:
-            self.status[np.all(self.nodes <= node, axis=1)] = -1
+            self.status[tuple(slice(0, lv + 1) for lv in node)] = -1
         return res.anonymous
 
     def tagged(self) -> None:
-        order = np.lexsort((self.nodes.sum(axis=1), self.bounds))
-        top = np.array(self.lat.heights) - 1
+        order = np.lexsort((self.nodes.sum(axis=1), self.bounds)).tolist()
+        bounds, flat = self.bound_list, self.flat
         for j in order:
-            j = int(j)
-            if self.bounds[j] > self.limit():
+            if bounds[j] > self.limit():
                 break
-            if self.status[j] < 0:
+            if flat[j] < 0:
                 continue
-            if self.status[j] == 0:
+            if flat[j] == 0:
                 # a chain from this node to the top, climbing where the bound grows least
                 chain = [j]
-                node = self.nodes[j].copy()
-                while np.any(node < top):
-                    cand = []
-                    for i in np.flatnonzero(node < top):
-                        nxt = node.copy()
-                        nxt[i] += 1
-                        k = self.index(nxt)
-                        cand.append((self.bounds[k], k, i))
-                    _, k, i = min(cand)
-                    node[i] += 1
+                k = j
+                while succ := self.successors(k):
+                    k = min(succ, key=lambda s: (bounds[s], s))
                     chain.append(k)
                 # binary search for the lowest anonymous node on the chain
                 lo, hi = 0, len(chain) - 1
@@ -439,9 +599,9 @@ class _Search:
                         hi = mid
                     else:
                         lo = mid + 1
-                if self.status[j] < 0:
+                if flat[j] < 0:
                     continue
-            if not self.scored[j] and self.bounds[j] <= self.limit():
+            if not self.scored[j] and bounds[j] <= self.limit():
                 self.consider(j)
 
 
