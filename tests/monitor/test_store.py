@@ -95,3 +95,15 @@ def test_restore_refuses_gaps_in_incident_ids():
     book.add([_warn(T0), _warn(T0 + timedelta(days=1))], {})
     with pytest.raises(ValueError, match="incident ids"):
         IncidentBook.restore([book.incidents[1]], set())
+
+
+def test_a_false_positive_does_not_lift_a_hold_another_incident_still_justifies():
+    book = IncidentBook()
+    crit = lambda t: Alert(t, "export_size", CRITICAL, "researcher", "r@a", "huge")  # noqa: E731
+    book.add([crit(T0)])
+    book.add([crit(T0 + timedelta(days=1))])
+    assert [i.action for i in book.incidents] == [SUSPEND, SUSPEND]
+    assert book.review(1, "false_positive") == []  # incident 2 still holds r@a
+    assert ("researcher", "r@a") in book.suspended
+    assert [a.kind for a in book.review(2, "false_positive")] == [REINSTATE]
+    assert ("researcher", "r@a") not in book.suspended

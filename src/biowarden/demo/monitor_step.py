@@ -4,7 +4,8 @@
 2. Two months of ordinary traffic at the demo's cohort size run beside the attacks of April 2026 (a bulk
    pull, salami slicing, three institutions taking disjoint slices, a compromised account at night, an
    expired application), through the same precheck -> observe -> ladder path as production.
-3. The incidents on the three institutions are enforced: ledgered, and suspended through the registry.
+3. The incidents on the three institutions are enforced: ledgered, and suspended through the registry;
+   the simulation's alerts, incidents and risk history are saved in the store (``biowarden monitor ...``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from biowarden.monitor.simulate import run as drive
 from biowarden.registry.service import Registry
 from biowarden.store import connect, migrate
 from biowarden.store.ledger_store import LedgerStore
+from biowarden.store.monitor_store import MonitorStore
 
 LEAKERS = ("Northbridge Institute", "Eastgate University", "Westmoor Institute")
 
@@ -52,7 +54,7 @@ def run(ctx: DemoContext) -> None:
             acts += attack(name, cfg, START + timedelta(days=20 + 6 * k, hours=11), rng)
         acts.sort(key=lambda a: a.at)
         monitor = Monitor(MonitorConfig(cohort_size=cohort))
-        book = IncidentBook()
+        book = IncidentBook(track=True)
         result = drive(acts, monitor, book, researcher_months)
 
     table = Table(title=f"Monitoring: {result.activities:,} activities, {researcher_months:,} researcher-months")
@@ -76,7 +78,13 @@ def run(ctx: DemoContext) -> None:
         i for i in book.incidents if i.scope == "institution" and i.target in LEAKERS and i.action in (SUSPEND, DISABLE)
     ]
     actions = [Action(SUSPEND, i.scope, i.target, i.id, f"incident {i.id}: {i.alerts[0].detail}") for i in coordinated]
-    done = enforce(registry, ledger, book, actions)
+    store = MonitorStore()
+    with db.session() as s:
+        fresh = not store.incidents(s, limit=1)
+    if not fresh:
+        book.drain()  # a home that already holds incidents keeps them; the simulated ones are shown, not saved
+        con.print("The monitor store already holds incidents: this run's simulated incidents are not saved again.")
+    done = enforce(registry, book, actions, store if fresh else None)
     for inc in coordinated:
         con.print(
             f"[bold]Incident {inc.id}[/] on {inc.target}: {inc.alerts[0].detector} ({inc.alerts[0].severity}) "

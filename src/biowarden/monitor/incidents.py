@@ -282,7 +282,8 @@ class IncidentBook:
         note: str = "",
     ) -> list[Action]:
         """A custodian's review: ``confirmed`` (optionally widening the suspension to the application or
-        institution) or ``false_positive`` (the suspension it caused is lifted; it no longer counts)."""
+        institution) or ``false_positive`` (the suspension it caused is lifted unless another standing incident
+        holds the same actor; it no longer counts)."""
         inc = self._by_id.get(incident_id)
         if inc is None:
             raise KeyError(f"no incident {incident_id}")
@@ -299,7 +300,15 @@ class IncidentBook:
         if self._changes is not None:
             self._changes.reviews.append(review)
         if outcome == "false_positive":
-            if (inc.scope, inc.target) in self.suspended:
+            held_elsewhere = any(
+                i.scope == inc.scope
+                and i.target == inc.target
+                and i.id != inc.id
+                and i.counts
+                and i.action in (SUSPEND, DISABLE)
+                for i in self.incidents
+            )
+            if (inc.scope, inc.target) in self.suspended and not held_elsewhere:
                 self.suspended.discard((inc.scope, inc.target))
                 self._suspended_changed()
                 return [Action(REINSTATE, inc.scope, inc.target, inc.id, f"incident {inc.id} was a false positive")]

@@ -1,21 +1,58 @@
-"""Carrying out the monitor's actions: incidents go to the ledger, suspensions through the registry.
+"""The monitor as a service: carrying out the ladder's actions, custodian review, and reading alerts,
+incidents and risk, all through the registry's policy decision point and its single ledger writer.
 
 The detectors and the ladder decide; this service is the one place that acts on their decisions, so a
 suspension the monitor asks for is the same suspension a custodian would issue (policy-checked, ledgered,
-effective on the very next request).
+effective on the very next request). Every read and every review is a policy decision (``policy.decide``
+through the registry, ledgered allow or deny) on the monitor's resources:
+
+- reading alerts, incidents and risk needs a role that may list suspensions (custodian admin, access
+  committee, output checker, auditor); researchers are refused;
+- a review needs a role that may change suspensions (custodian admin, access committee): ``confirmed``
+  is decided as ``suspension.create`` (it may widen the suspension to the application or institution),
+  ``false_positive`` as ``suspension.lift`` (the suspension it caused is lifted; it no longer counts).
+
+A review is one transaction (decision, the incident's new status, the review record and its ledger entry);
+the suspension it asks for then goes through ``Registry.suspend``/``reinstate`` as the reviewer, which
+decide and ledger again (so, e.g., lifting a revocation still needs the committee's four eyes).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from biowarden.ledger.events import LedgerEvent
-from biowarden.monitor.incidents import DISABLE, REINSTATE, SUSPEND, Action, IncidentBook
-from biowarden.registry import LOCAL_OPERATOR
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from biowarden.monitor.activity import DENIED_KIND, EXPORT_KIND, from_event
+from biowarden.monitor.detectors import Monitor, MonitorConfig
+from biowarden.monitor.incidents import (
+    DISABLE,
+    REINSTATE,
+    REVIEW_OUTCOMES,
+    SUSPEND,
+    Action,
+    IncidentBook,
+    Ladder,
+    Notifier,
+)
+from biowarden.monitor.replay import replay
+from biowarden.policy import Resource
+from biowarden.registry import LOCAL_OPERATOR, Identity
+from biowarden.registry.errors import Conflict, Denied, Invalid, NotFound, RegistryError
 from biowarden.registry.service import Registry
-from biowarden.store.ledger_store import LedgerStore
+from biowarden.store.monitor_store import CURSOR, MonitorStore
+from biowarden.store.registry_tables import ApplicationRow, InstitutionRow, ResearcherRow
 
 MONITOR_ACTOR = "system:monitor"
+READ_ACTION = "suspension.list"
+REVIEW_ACTION = {"confirmed": "suspension.create", "false_positive": "suspension.lift"}
+SCOPES = ("researcher", "application", "institution")
+SEVERITIES = ("info", "warn", "critical")
+STATUSES = ("open", "confirmed", "false_positive")
 
 
 @dataclass
@@ -26,31 +63,356 @@ class Enforcement:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (scope, target, why)
 
 
-def enforce(registry: Registry, ledger: LedgerStore, book: IncidentBook, actions: list[Action]) -> Enforcement:
+def _incident_payload(book: IncidentBook, action: Action) -> dict[str, Any]:
+    inc = book.get(action.incident)
+    assert inc is not None
+    return {
+        "incident": inc.id,
+        "action": action.kind,
+        "status": inc.status,
+        "opened_at": inc.opened_at.isoformat(),
+        "alerts": [
+            {"at": a.at.isoformat(), "detector": a.detector, "severity": a.severity, "detail": a.detail}
+            for a in inc.alerts[-20:]
+        ],
+    }
+
+
+def enforce(
+    registry: Registry,
+    book: IncidentBook,
+    actions: Iterable[Action],
+    store: MonitorStore | None = None,
+    identity: Identity = LOCAL_OPERATOR,
+) -> Enforcement:
+    """Ledger each action (through the registry's audit, the single ledger writer) and carry it out through
+    the registry; with a ``store``, the book's changes are saved in the same transaction as the entries."""
     out = Enforcement()
+    actions = list(actions)
+    with registry.db.session() as s:
+        for action in actions:
+            out.ledgered.append(
+                registry.audit.record(
+                    s,
+                    "monitor.incident",
+                    MONITOR_ACTOR,
+                    f"{action.scope}:{action.target}",
+                    _incident_payload(book, action),
+                )
+            )
+        if store is not None:
+            store.save(s, book.drain())
     for action in actions:
-        inc = next(i for i in book.incidents if i.id == action.incident)
-        payload = {
-            "incident": inc.id, "action": action.kind, "status": inc.status,
-            "opened_at": inc.opened_at.isoformat(), "alerts": [
-                {"at": a.at.isoformat(), "detector": a.detector, "severity": a.severity, "detail": a.detail}
-                for a in inc.alerts],
-        }
-        with registry.db.session() as s:
-            out.ledgered.append(ledger.append(s, LedgerEvent("monitor.incident", MONITOR_ACTOR,
-                                                              f"{action.scope}:{action.target}", payload)))
-        if action.kind in (SUSPEND, DISABLE):
-            try:
-                registry.suspend(LOCAL_OPERATOR, action.scope, action.target,
-                                 f"{MONITOR_ACTOR} {action.kind}: {action.reason}"[:1000],
-                                 revoke=action.kind == DISABLE and action.scope == "institution")
+        try:
+            if action.kind in (SUSPEND, DISABLE):
+                registry.suspend(
+                    identity,
+                    action.scope,
+                    action.target,
+                    f"{MONITOR_ACTOR} {action.kind}: {action.reason}"[:1000],
+                    revoke=action.kind == DISABLE and action.scope == "institution",
+                )
                 out.suspended.append((action.scope, action.target))
-            except Exception as exc:  # unknown target or already suspended: say so, act on the rest
-                out.skipped.append((action.scope, action.target, f"{exc.__class__.__name__}: {exc}"))
-        elif action.kind == REINSTATE:
-            try:
-                registry.reinstate(LOCAL_OPERATOR, action.scope, action.target, action.reason)
+            elif action.kind == REINSTATE:
+                registry.reinstate(identity, action.scope, action.target, action.reason)
                 out.reinstated.append((action.scope, action.target))
-            except Exception as exc:
-                out.skipped.append((action.scope, action.target, f"{exc.__class__.__name__}: {exc}"))
+        except RegistryError as exc:  # unknown target, already suspended, denied: say so, act on the rest
+            out.skipped.append((action.scope, action.target, f"{exc.__class__.__name__}: {exc}"))
     return out
+
+
+@dataclass
+class ReviewResult:
+    incident: dict[str, Any]
+    ledger_index: int
+    actions: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"incident": self.incident, "ledger_index": self.ledger_index, "actions": self.actions}
+
+
+@dataclass
+class ScanResult:
+    entries: int
+    activities: int
+    alerts: int
+    incidents: int
+    actions: list[dict[str, Any]]
+    cursor: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class MonitorService:
+    """Alerts, incidents, review and risk for callers of the CLI and the API (``identity`` is the caller)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        config: MonitorConfig | None = None,
+        ladder: Ladder | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.registry = registry
+        self.db = registry.db
+        self.store = MonitorStore()
+        self.config = config
+        self.ladder = ladder
+        self.notifier = notifier
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _read(self, identity: Identity, what: str, apply) -> Any:
+        """A read of the monitor's records: decided (and ledgered) as ``suspension.list`` on ``monitor:what``."""
+
+        def prepare(_s: Session, _now: datetime) -> tuple:
+            return Resource(kind="monitor", id=what), None
+
+        # the registry's one path: lock, decide through policy.decide, ledger the decision, then apply
+        return self.registry._run(identity, READ_ACTION, prepare, lambda s, _p, _st, _i, now: apply(s, now))
+
+    @staticmethod
+    def _choice(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
+        if value is not None and value not in allowed:
+            raise Invalid(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
+        return value
+
+    @staticmethod
+    def _limit(limit: int) -> int:
+        if not 1 <= int(limit) <= 10_000:
+            raise Invalid("limit must be between 1 and 10000")
+        return int(limit)
+
+    # ------------------------------------------------------------------ reading
+
+    def alerts(
+        self,
+        identity: Identity,
+        *,
+        scope: str | None = None,
+        target: str | None = None,
+        severity: str | None = None,
+        since: datetime | None = None,
+        incident: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        self._choice(scope, SCOPES, "scope")
+        self._choice(severity, SEVERITIES, "severity")
+        limit = self._limit(limit)
+        return self._read(
+            identity,
+            "alerts",
+            lambda s, _now: self.store.alerts(
+                s, scope=scope, target=target, severity=severity, since=since, incident=incident, limit=limit
+            ),
+        )
+
+    def incidents(
+        self,
+        identity: Identity,
+        *,
+        status: str | None = None,
+        scope: str | None = None,
+        target: str | None = None,
+        acted: bool = False,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        self._choice(status, STATUSES, "status")
+        self._choice(scope, SCOPES, "scope")
+        limit = self._limit(limit)
+        return self._read(
+            identity,
+            "incidents",
+            lambda s, _now: self.store.incidents(
+                s, status=status, scope=scope, target=target, acted=acted, limit=limit
+            ),
+        )
+
+    def incident(self, identity: Identity, incident_id: int) -> dict[str, Any]:
+        def apply(s: Session, _now: datetime) -> dict[str, Any]:
+            found = self.store.incident(s, incident_id)
+            if found is None:
+                raise NotFound(f"no incident {incident_id}")
+            return found
+
+        return self._read(identity, f"incident:{incident_id}", apply)
+
+    def risk(self, identity: Identity, scope: str, target: str) -> dict[str, Any]:
+        """An actor's risk history (its risk right after each alert) and its risk now (decayed)."""
+        self._choice(scope, SCOPES, "scope")
+        half_life = (self.config or MonitorConfig(cohort_size=1)).risk_half_life
+
+        def apply(s: Session, now: datetime) -> dict[str, Any]:
+            history = self.store.risk_history(s, scope, target)
+            current = 0.0
+            if history:
+                last = history[-1]
+                dt = max((now - datetime.fromisoformat(last["at"])).total_seconds(), 0.0)
+                current = last["risk"] * 0.5 ** (dt / half_life.total_seconds())
+            return {
+                "scope": scope,
+                "target": target,
+                "risk_now": round(current, 6),
+                "half_life_hours": half_life.total_seconds() / 3600,
+                "history": history,
+                "incidents": self.store.incidents(s, scope=scope, target=target, limit=1000),
+            }
+
+        return self._read(identity, f"risk:{scope}:{target}", apply)
+
+    # ------------------------------------------------------------------ review
+
+    def _widen_target(self, s: Session, inc, escalate: str, target: str | None) -> tuple[str, str]:
+        if target is None:
+            candidates = {
+                t for sc, t in ((inc.scope, inc.target), *(r for a in inc.alerts for r in a.related)) if sc == escalate
+            }
+            if inc.scope == "researcher" and escalate == "institution":
+                inst = s.scalar(
+                    select(InstitutionRow.name)
+                    .join(ResearcherRow, ResearcherRow.institution_id == InstitutionRow.id)
+                    .where(ResearcherRow.email == inc.target)
+                )
+                candidates |= {inst} if inst else set()
+            if inc.scope == "application" and escalate == "institution":
+                inst = s.scalar(
+                    select(InstitutionRow.name)
+                    .join(ApplicationRow, ApplicationRow.institution_id == InstitutionRow.id)
+                    .where(ApplicationRow.id == inc.target)
+                )
+                candidates |= {inst} if inst else set()
+            if len(candidates) != 1:
+                found = ", ".join(sorted(candidates)) or "none"
+                raise Invalid(f"name the {escalate} to escalate incident {inc.id} to (candidates: {found})")
+            target = candidates.pop()
+        if escalate == "institution":
+            known = s.scalar(select(InstitutionRow.name).where(InstitutionRow.name == target))
+        else:
+            known = s.scalar(select(ApplicationRow.id).where(ApplicationRow.id == target))
+        if known is None:
+            raise NotFound(f"unknown {escalate} {target!r}")
+        return escalate, target
+
+    def review(
+        self,
+        identity: Identity,
+        incident_id: int,
+        outcome: str,
+        *,
+        escalate: str | None = None,
+        target: str | None = None,
+        note: str = "",
+    ) -> ReviewResult:
+        """Mark an incident ``confirmed`` (optionally escalating to its application or institution) or a
+        ``false_positive`` (the suspension it caused is lifted and it no longer counts)."""
+        if outcome not in REVIEW_OUTCOMES:
+            raise Invalid("review outcome must be 'confirmed' or 'false_positive'")
+        if escalate is not None and (outcome != "confirmed" or escalate not in ("application", "institution")):
+            raise Invalid("only a confirmed incident escalates, and only to an application or an institution")
+        if len(note) > 2000:
+            raise Invalid("the note is longer than 2000 characters")
+
+        def prepare(s: Session, _now: datetime) -> tuple:
+            book = self.store.load_book(s, self.ladder, self.notifier)
+            inc = book.get(incident_id)
+            if inc is None:
+                raise NotFound(f"no incident {incident_id}")
+            conflict = (
+                Conflict(f"incident {incident_id} was already reviewed ({inc.status})")
+                if (inc.status != "open")
+                else None
+            )
+            widen = self._widen_target(s, inc, escalate, target) if escalate else None
+            res = Resource(
+                kind="incident",
+                id=str(incident_id),
+                institution=inc.target if inc.scope == "institution" else None,
+            )
+            return res, (book, widen), conflict
+
+        def apply(s: Session, principal, state, _idx: int, now: datetime) -> tuple:
+            book, widen = state
+            actions = book.review(incident_id, outcome, widen, reviewer=principal.name, at=now, note=note)
+            self.store.save(s, book.drain())
+            inc = book.get(incident_id)
+            idx = self.registry.audit.record(
+                s,
+                "monitor.incident.reviewed",
+                principal.name,
+                f"incident:{incident_id}",
+                {
+                    "incident": incident_id,
+                    "scope": inc.scope,
+                    "target": inc.target,
+                    "outcome": outcome,
+                    "widen_to": list(widen) if widen else None,
+                    "note": note,
+                    "actions": [{"kind": a.kind, "scope": a.scope, "target": a.target} for a in actions],
+                },
+            )
+            self.store.set_review_ledger_index(s, incident_id, idx)
+            return idx, actions
+
+        idx, actions = self.registry._run(identity, REVIEW_ACTION[outcome], prepare, apply)
+        done: list[dict[str, Any]] = []
+        for a in actions:
+            entry: dict[str, Any] = {"kind": a.kind, "scope": a.scope, "target": a.target}
+            try:
+                if a.kind == REINSTATE:
+                    views = self.registry.reinstate(identity, a.scope, a.target, a.reason)
+                    entry.update(done=True, ledger_index=views[-1].ledger_index if views else None)
+                else:
+                    view = self.registry.suspend(identity, a.scope, a.target, f"{a.reason} by {identity.name}")
+                    entry.update(done=True, ledger_index=view.ledger_index)
+            except Denied as exc:
+                entry.update(done=False, why=exc.reason, ledger_index=exc.ledger_index)
+            except (Conflict, NotFound) as exc:
+                entry.update(done=False, why=str(exc))
+            done.append(entry)
+        with self.db.session() as s:
+            detail = self.store.incident(s, incident_id)
+        assert detail is not None
+        return ReviewResult(detail, idx, done)
+
+    # ------------------------------------------------------------------ scanning the ledger
+
+    def scan(self, cohort_size: int, *, enforce_actions: bool = True) -> ScanResult:
+        """Read the ledger through the detectors and file what is new.
+
+        The detectors learn from the whole ledger each time (their state is a function of it), but only
+        activities past the stored cursor file alerts, so a scan never files the same alert twice.
+        Automatic actions are enforced as the monitor (the home's operator, actor ``system:monitor``)."""
+        ledger = self.registry.audit.ledger
+        with self.db.session() as s:
+            cursor = int(self.store.get_state(s, CURSOR) or 0)
+            book = self.store.load_book(s, self.ladder, self.notifier)
+        size = ledger.size()
+        monitor = Monitor(self.config or MonitorConfig(cohort_size=cohort_size))
+        kinds = {EXPORT_KIND, DENIED_KIND}
+        warm = 0
+        for e in ledger.entries(0, min(cursor, size)):  # learning only: these were filed by an earlier scan
+            act = from_event(e.kind, e.at, e.payload, e.decision) if e.kind in kinds else None
+            if act is not None:
+                monitor.observe(act)
+                warm += 1
+        fresh = replay((e for e in ledger.entries(cursor, size) if e.kind in kinds), monitor, book)
+        enforcement = Enforcement()
+        if enforce_actions:
+            enforcement = enforce(self.registry, book, fresh.actions, self.store)
+        with self.db.session() as s:
+            self.store.save(s, book.drain())
+            self.store.set_state(s, CURSOR, str(size))
+        acts = [{"kind": a.kind, "scope": a.scope, "target": a.target, "incident": a.incident} for a in fresh.actions]
+        for row in acts:
+            key = (row["scope"], row["target"])
+            row["carried_out"] = key in enforcement.suspended or key in enforcement.reinstated
+        return ScanResult(
+            size,
+            warm + fresh.activities,
+            len(fresh.alerts),
+            len({a.incident for a in fresh.actions}),
+            acts,
+            size,
+        )
