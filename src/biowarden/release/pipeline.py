@@ -708,6 +708,7 @@ def create_release(
                     request_digest=request_digest,
                     ledger_index=idx,
                     marked=float(marking.fraction),
+                    path=str(out.resolve()),
                 )
             )
             s.flush()
