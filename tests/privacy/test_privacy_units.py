@@ -139,6 +139,13 @@ def test_hierarchy_errors_and_builders(tmp_path):
     iv = build_hierarchy("age", "interval:5,10", ["42", "47", "NULL"])
     assert iv.rows[0] == ["42", "[40, 45)", "[40, 50)", "*"]
     assert iv.rows[-1] == ["NULL", "NULL", "NULL", "*"]
+    # widths that do not nest are rounded up to the next multiple, so the hierarchy stays a tree
+    tw = build_hierarchy("townsend", "interval:1,2,5,10", ["4.5", "5.5", "-1.25"])
+    assert tw.rows[1] == ["4.5", "[4, 5)", "[4, 6)", "[0, 6)", "[0, 12)", "*"]
+    assert tw.rows[0] == ["-1.25", "[-2, -1)", "[-2, 0)", "[-6, 0)", "[-12, 0)", "*"]
+    assert tw.is_functional()
+    with pytest.raises(HierarchyError, match="widths must grow"):
+        build_hierarchy("age", "interval:10,5", ["42"])
     icd = build_hierarchy("dx", "coding:icd10-chapter", ["I21.0", "E11"])
     assert icd.rows[1][-2] == "IX Circulatory system"
     with pytest.raises(HierarchyError, match="unknown kind"):

@@ -79,15 +79,17 @@ def as_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
     if pa.types.is_floating(arr.type):
-        # whole floats print without the trailing ".0" so they meet hierarchies written as integers
-        vals = arr.to_numpy(zero_copy_only=False)
-        out = [
-            NULL_VALUE
-            if v is None or (isinstance(v, float) and np.isnan(v))
-            else (str(int(v)) if float(v).is_integer() else repr(float(v)))
-            for v in vals
-        ]
-        return pa.array(out, pa.string())
+        # whole floats print without the trailing ".0" so they meet hierarchies written as integers;
+        # formatted once per distinct value
+        enc = pc.dictionary_encode(arr)
+        labels = pa.array(
+            [
+                NULL_VALUE if v is None or np.isnan(v) else (str(int(v)) if float(v).is_integer() else repr(float(v)))
+                for v in enc.dictionary.to_pylist()
+            ],
+            pa.string(),
+        )
+        return pc.fill_null(pc.take(labels, enc.indices), NULL_VALUE)
     if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
         try:
             arr = pc.cast(arr, pa.string())
@@ -160,9 +162,22 @@ def _group_codes(columns: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarra
 
 
 def encode_column(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
-    """Dictionary-encode a column as strings: (codes, dictionary)."""
-    enc = pc.dictionary_encode(as_strings(column))
-    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary.to_pylist()
+    """Dictionary-encode a column as strings: (codes, dictionary).
+
+    The column is encoded in its own type and only the distinct values are rendered as strings (values
+    that render alike, such as a null and a NaN, share one code).
+    """
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    enc = pc.dictionary_encode(arr, null_encoding="encode")
+    labels = as_strings(enc.dictionary).to_pylist()
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    if len(set(labels)) == len(labels):
+        return codes, labels
+    distinct: dict[str, int] = {}
+    remap = np.array([distinct.setdefault(v, len(distinct)) for v in labels], dtype=np.int64)
+    return remap[codes], list(distinct)
 
 
 def histogram_from_table(table: pa.Table, qis: Sequence[str]) -> Histogram:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -246,16 +246,23 @@ def _fmt(x: float) -> str:
 
 
 def build_interval_hierarchy(name: str, values: Iterable[str], widths: Sequence[str]) -> Hierarchy:
-    """Numbers into bands ``[lo, lo+w)`` of each width in turn, then ``*``."""
+    """Numbers into bands ``[lo, lo+w)`` of each width in turn, then ``*``.
+
+    Bands must nest (each band a union of the finer bands) for the hierarchy to be a tree, so a width
+    that is not a multiple of the previous one is rounded up to the next multiple (``1,2,5,10`` gives bands
+    of 1, 2, 6 and 12); the labels always state the band actually used.
+    """
     ws = [_num(w) for w in widths]
     if any(w <= 0 for w in ws):
         raise HierarchyError(f"interval hierarchy for {name!r}: widths must be positive")
-    for a, b in itertools.pairwise(ws):
-        ratio = b / a
-        if abs(ratio - round(ratio)) > 1e-9 or ratio < 1:
-            raise HierarchyError(
-                f"interval hierarchy for {name!r}: each width must be a multiple of the previous ({widths})"
-            )
+    for i in range(1, len(ws)):
+        if ws[i] < ws[i - 1]:
+            raise HierarchyError(f"interval hierarchy for {name!r}: widths must grow ({', '.join(widths)})")
+        ratio = ws[i] / ws[i - 1]
+        if abs(ratio - round(ratio)) > 1e-9:
+            ws[i] = math.ceil(ratio) * ws[i - 1]
+        else:
+            ws[i] = round(ratio) * ws[i - 1]
     rows = []
     for v in sorted(set(values), key=_num):
         x = _num(v)
