@@ -28,6 +28,7 @@ _REGISTRY: list[tuple[str, str, str | None]] = [
     ("biowarden.cli.registry_cmd", "register", None),
     ("biowarden.cli.release_cmd", "register", "release"),
     ("biowarden.cli.trace_cmd", "register", None),
+    ("biowarden.cli.monitor_cmd", "register", "monitor"),
 ]
 
 

@@ -344,6 +344,10 @@ def create_app(settings_or_db, keyring=None, *, clock=None, max_body: int = MAX_
     def token_revoke(who: Who, token_id: int, body: m.ReasonIn) -> dict:
         return reg.revoke_token(who, token_id, body.reason).to_dict()
 
+    from biowarden.web.monitoring import monitoring_router
+
+    app.include_router(monitoring_router(reg, ERRORS))
+
     from biowarden.web.dashboard import mount_dashboard
 
     mount_dashboard(app, reg, ERRORS)
