@@ -47,9 +47,15 @@ def verify(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
             TimeElapsedColumn(),
             console=err_console,
             transient=True,
+            auto_refresh=False,  # no refresh thread: verification may fork worker processes
         ) as bar:
             task = bar.add_task("verify", total=total)
-            report = ledger.verify(progress=lambda n: bar.update(task, completed=n))
+
+            def advance(n: int) -> None:
+                bar.update(task, completed=n)
+                bar.refresh()
+
+            report = ledger.verify(progress=advance)
     ledger.db.dispose()
     if as_json:
         out = report.to_dict()

@@ -29,8 +29,9 @@ __all__ = [
     "parse_at",
 ]
 
-# the C encoder writes strings, ints and null exactly as JCS does (sorted keys, minimal escapes)
-_dumps = _json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+# the C string encoder (ensure_ascii=False) escapes exactly as JCS does: quote, backslash, the short
+# escapes and other control characters as lowercase \u00xx; everything else is written literally
+_encode_string = _json.encoder.encode_basestring
 
 DECISIONS = ("allow", "deny")
 _KIND = re.compile(r"[a-z0-9][a-z0-9_.:\-]{0,127}")
@@ -94,10 +95,17 @@ def entry_bytes(
     payload_json: str,
 ) -> bytes:
     """The canonical JSON of an entry (its Merkle leaf), from stored fields and the payload's canonical
-    JSON text. Equal to ``canonical_json`` of the entry as a dict (the tests check this)."""
-    head = _dumps({"actor": actor, "at": at, "decision": decision, "index": int(index), "kind": kind})
-    tail = _dumps({"reason": reason, "subject": subject})
-    return (head[:-1] + ',"payload":' + payload_json + "," + tail[1:]).encode("utf-8")
+    JSON text. Equal to ``canonical_json`` of the entry as a dict (the tests check this).
+
+    The members are laid out in their sorted order by hand and each string goes through the C string
+    encoder, which escapes exactly as JCS does; a string that is not text raises TypeError and a lone
+    surrogate raises UnicodeEncodeError."""
+    e = _encode_string
+    return (
+        f'{{"actor":{e(actor)},"at":{e(at)},"decision":{"null" if decision is None else e(decision)},'
+        f'"index":{int(index)},"kind":{e(kind)},"payload":{payload_json},'
+        f'"reason":{"null" if reason is None else e(reason)},"subject":{e(subject)}}}'
+    ).encode()
 
 
 def parse_at(at: str) -> datetime:
@@ -168,6 +176,7 @@ class VerifyReport:
     latest_checkpoint: int | None = None
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    workers: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -181,6 +190,7 @@ class VerifyReport:
             "root_hash": self.root_hash.hex() if self.root_hash is not None else None,
             "latest_checkpoint": self.latest_checkpoint,
             "seconds": round(self.seconds, 3),
+            "workers": self.workers,
         }
 
 

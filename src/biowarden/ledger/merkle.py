@@ -22,10 +22,12 @@ __all__ = [
     "HASH_SIZE",
     "CompactRange",
     "LeafArray",
+    "PackedTree",
     "ProofError",
     "TreeHashes",
     "leaf_hash",
     "node_hash",
+    "pack_levels",
     "root_from_inclusion",
     "verify_consistency",
     "verify_inclusion",
@@ -240,6 +242,46 @@ class TreeHashes:
                 complete = False
         out.reverse()
         return out
+
+
+def pack_levels(levels: list[bytes], top: int | None = None) -> list[bytes]:
+    """Extend packed tree levels upwards, in place, and return them.
+
+    ``levels[0]`` holds leaf hashes, 32 bytes each, back to back; ``levels[k]`` the roots of the perfect
+    subtrees of ``2**k`` leaves, in index order (the ``floor(n / 2**k)`` complete ones). Levels are added
+    until one holds fewer than two hashes, or up to level ``top``. Each node is one SHA-256 of a slice of
+    the level below, so a million leaves take about a million hash calls and no per-node objects."""
+    sha = _sha256
+    while len(levels[-1]) >= 2 * HASH_SIZE and (top is None or len(levels) <= top):
+        below = levels[-1]
+        end = len(below) - len(below) % (2 * HASH_SIZE)
+        levels.append(b"".join([sha(b"\x01" + below[i : i + 64]).digest() for i in range(0, end, 64)]))
+    return levels
+
+
+class PackedTree(TreeHashes):
+    """:class:`TreeHashes` over packed levels (see :func:`pack_levels`): every perfect subtree is a slice,
+    so any MTH, inclusion or consistency proof costs O(log n) slices and at most O(log n) hashes."""
+
+    def __init__(self, levels: list[bytes]) -> None:
+        if not levels or any(len(level) % HASH_SIZE for level in levels):
+            raise ValueError("packed levels must be whole numbers of 32-byte hashes, leaves first")
+        self.packed = pack_levels(list(levels))
+        self.min_level = 1
+        self.levels = {}
+        self._size = len(self.packed[0]) // HASH_SIZE
+
+    @classmethod
+    def from_leaves(cls, leaves: bytes) -> PackedTree:
+        return cls([bytes(leaves)])
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def _perfect(self, level: int, index: int) -> bytes:
+        buf = self.packed[level]
+        return buf[index * HASH_SIZE : (index + 1) * HASH_SIZE]
 
 
 def root_from_inclusion(index: int, size: int, lh: bytes, proof: Sequence[bytes]) -> bytes | None:

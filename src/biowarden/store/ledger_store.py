@@ -21,19 +21,25 @@ gets ``database is locked``; retry such a transaction as a whole.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from biowarden.keys import KeyRing
 from biowarden.ledger.canonical import canonical_text, iso_utc
 from biowarden.ledger.events import Checkpoint, LedgerEntry, LedgerEvent, VerifyReport, entry_bytes, parse_at
-from biowarden.ledger.merkle import CompactRange, LeafArray, TreeHashes, leaf_hash
+from biowarden.ledger.merkle import CompactRange, LeafArray, PackedTree, TreeHashes, leaf_hash
 from biowarden.ledger.note import NoteSigner, NoteVerifier, format_checkpoint_body
-from biowarden.ledger.verify import CheckpointRow, entry_mac, verify_ledger
+from biowarden.ledger.verify import RANGE_LEVELS, CheckpointRow, EntryCheck, EntryMac, check_entries, verify_checked
 from biowarden.store.db import Database
 from biowarden.store.ledger_tables import LedgerCheckpointRow, LedgerEntryRow, LedgerHeadRow
 
@@ -42,6 +48,8 @@ __all__ = ["LedgerError", "LedgerStore"]
 CHECKPOINT_KEY = "ledger/checkpoint"
 MAC_KEY = "ledger/entry-mac"
 _PAGE = 2000
+VERIFY_CHUNK = 1 << 16  # entries per range that verification checks in one go
+VERIFY_WORKERS = 2  # processes that check ranges (this one included), at most the machine's CPUs
 
 _E = LedgerEntryRow.__table__
 _C = LedgerCheckpointRow.__table__
@@ -85,6 +93,7 @@ class LedgerStore:
         self.origin = origin or f"biowarden.ledger/{keyring.key_id(CHECKPOINT_KEY)}"
         self._signer = NoteSigner(self.origin, keyring.key(CHECKPOINT_KEY))
         self._mac_key = keyring.key(MAC_KEY)
+        self._mac = EntryMac(self._mac_key)
 
     def __repr__(self) -> str:
         return f"LedgerStore({self.db.dialect}, origin={self.origin!r})"
@@ -137,7 +146,7 @@ class LedgerStore:
         cr = CompactRange.from_bytes(size, frontier)
         now = datetime.now(UTC)
         rows = []
-        mac_key = self._mac_key
+        mac = self._mac
         for i, (ev, payload) in enumerate(prepared):
             idx = size + i
             at = iso_utc(ev.at or now)
@@ -154,7 +163,7 @@ class LedgerStore:
                     "reason": ev.reason,
                     "payload": payload,
                     "leaf_hash": lh,
-                    "mac": entry_mac(mac_key, idx, lh),
+                    "mac": mac(idx, lh),
                 }
             )
         session.execute(insert(_E), rows)
@@ -238,7 +247,7 @@ class LedgerStore:
         return out
 
     def _tree(self, tree_size: int | None) -> TreeHashes:
-        return TreeHashes(self.leaf_hashes(tree_size), min_level=4)
+        return PackedTree([bytes(self.leaf_hashes(tree_size).buf)])
 
     def root(self, tree_size: int | None = None) -> bytes:
         """MTH of the first ``tree_size`` entries (default: all)."""
@@ -254,55 +263,167 @@ class LedgerStore:
         tree = self._tree(new_size)
         return tree.consistency_proof(old_size, new_size)
 
-    # --- verification ------------------------------------------------------------------------------
-    def verify(self, progress: Callable[[int], None] | None = None) -> VerifyReport:
+    # --- verification ---------------------------------------------------------------------------
+    def verify(
+        self,
+        progress: Callable[[int], None] | None = None,
+        *,
+        workers: int | None = None,
+        chunk: int = VERIFY_CHUNK,
+    ) -> VerifyReport:
         """Recompute every leaf, the tree, every checkpoint's root and signature and the consistency
-        between successive checkpoints; the report names the first bad entry in plain words."""
+        between successive checkpoints; the report names the first bad entry in plain words.
+
+        The entries are checked in ranges of ``chunk`` (a power of two) read straight from the driver;
+        with ``workers`` > 1 (default: up to two processes when the log holds four ranges or more) other
+        processes check some ranges while this one checks the rest. Each range's result depends on its
+        rows alone and the results are taken in log order, so the report is the same either way."""
+        if chunk < 1 or chunk & (chunk - 1) or chunk > 1 << RANGE_LEVELS:
+            raise ValueError(f"chunk must be a power of two of at most {1 << RANGE_LEVELS}")
+        t0 = time.perf_counter()
         with self.db.engine.connect() as conn:
             # checkpoints first, then the head: every checkpoint read is then within the head's size, and
-            # every entry below the head's size had committed when the head was read
+            # every entry below the head's size had committed when the head was read (entries are never
+            # changed afterwards, so later reads of them see the same rows)
             cps = [
                 CheckpointRow(int(r.tree_size), bytes(r.root_hash), r.note)
                 for r in conn.execute(select(_C).order_by(_C.c.tree_size))
             ]
             head = conn.execute(select(_H.c.size).where(_H.c.id == 1)).scalar()
-            if head is None:
-                raise LedgerError("the ledger's head row is missing: run the store's migrations")
-            head_size = int(head)
-            cps = [c for c in cps if c.tree_size <= head_size] + [
-                c for c in cps if c.tree_size > head_size
-            ]  # beyond the head: reported as missing entries
-            bound = max(head_size, max((c.tree_size for c in cps), default=0))
-            return verify_ledger(
-                self._raw_rows(conn, bound),
-                cps,
-                self.verifier,
-                self._mac_key,
-                origin=self.origin,
-                head_size=head_size,
-                progress=progress,
+        if head is None:
+            raise LedgerError("the ledger's head row is missing: run the store's migrations")
+        head_size = int(head)
+        bound = max(head_size, max((c.tree_size for c in cps), default=0))
+        ranges = [(a, min(a + chunk, bound)) for a in range(0, bound, chunk)] or [(0, 0)]
+        if workers is None:
+            workers = min(VERIFY_WORKERS, os.cpu_count() or 1) if len(ranges) >= 4 else 1
+        if self.db.url.startswith("sqlite") and make_url(self.db.url).database in (None, "", ":memory:"):
+            workers = 1  # another process cannot see an in-memory database
+        if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+            # forking a process that runs other threads can copy a lock one of them holds, and starting
+            # a fresh interpreter re-imports the caller's main module: check everything here instead
+            workers = 1
+        checks = self._check_ranges(ranges, workers, progress)
+        report = verify_checked(checks, cps, self.verifier, origin=self.origin, head_size=head_size, progress=progress)
+        report.seconds = time.perf_counter() - t0
+        report.workers = workers
+        return report
+
+    def _check_here(self, a: int, b: int, bound: int) -> EntryCheck:
+        raw = self.db.engine.raw_connection()
+        try:
+            return _check(raw.dbapi_connection, self.db.dialect, self._mac_key, a, b, bound)
+        finally:
+            raw.close()
+
+    def _check_ranges(
+        self, ranges: list[tuple[int, int]], workers: int, progress: Callable[[int], None] | None
+    ) -> list[EntryCheck]:
+        """Check ``ranges`` (in log order) here and, with ``workers`` > 1, in ``workers - 1`` other
+        processes as well; return the results in log order up to the first range with a problem."""
+        n = len(ranges)
+        bound = ranges[-1][1]
+        results: dict[int, EntryCheck] = {}
+        done_to = 0  # results[0:done_to] are all in
+
+        def advance() -> None:
+            nonlocal done_to
+            while done_to in results:
+                done_to += 1
+                if progress is not None:
+                    progress(results[done_to - 1].start + results[done_to - 1].count)
+
+        def first_problem() -> int:  # the first range with a bad entry, or where the stored entries end
+            return min(
+                (i for i, c in results.items() if c.problem is not None or c.start + c.count < ranges[i][1]),
+                default=n,
             )
 
-    def _raw_rows(self, conn, bound: int) -> Iterator[tuple]:
-        """Entry rows below ``bound`` in index order, straight from the driver's cursor (a server-side
-        cursor on PostgreSQL), in large pages: verification reads a million rows in seconds."""
-        sql = (
-            "SELECT idx, at, kind, actor, subject, decision, reason, payload, leaf_hash, mac "
-            "FROM ledger_entries WHERE idx < %s ORDER BY idx"
-        )
-        raw = conn.connection.dbapi_connection
-        if self.db.dialect == "postgresql":
-            cur = raw.cursor(name="ledger_verify")
-            cur.itersize = 20000
-            cur.execute(sql, (bound,))
+        if workers <= 1:
+            for i, (a, b) in enumerate(ranges):
+                results[i] = self._check_here(a, b, bound)
+                advance()
+                if first_problem() == i:
+                    break
         else:
-            cur = raw.cursor()
-            cur.execute(sql.replace("%s", "?"), (bound,))
-        try:
-            while True:
-                page = cur.fetchmany(20000)
-                if not page:
-                    return
-                yield from page
-        finally:
-            cur.close()
+            # forked workers (this process runs no other thread, see verify) share nothing but the
+            # database's URL and the MAC key: each opens its own connection and reads its own ranges
+            ctx = multiprocessing.get_context("fork")
+            todo = deque(range(n))
+            inflight: dict[Future, int] = {}
+            with ProcessPoolExecutor(workers - 1, mp_context=ctx) as pool:
+                while True:
+                    stop = first_problem()
+                    while todo and todo[-1] > stop:
+                        todo.pop()
+                    while todo and len(inflight) < 2 * (workers - 1):
+                        i = todo.popleft()
+                        a, b = ranges[i]
+                        inflight[pool.submit(_check_range, self.db.url, self._mac_key, a, b, bound)] = i
+                    if todo:
+                        i = todo.popleft()
+                        results[i] = self._check_here(*ranges[i], bound)
+                    elif inflight:
+                        wait(list(inflight), return_when=FIRST_COMPLETED)
+                    else:
+                        break
+                    for f in [f for f in inflight if f.done()]:
+                        results[inflight.pop(f)] = f.result()
+                    advance()
+        stop = first_problem()
+        return [results[i] for i in range(min(stop + 1, n))]
+
+
+_ENTRY_SQL = (
+    "SELECT idx, at, kind, actor, subject, decision, reason, payload, leaf_hash, mac "
+    "FROM ledger_entries WHERE idx >= %s AND idx < %s ORDER BY idx LIMIT %s"
+)
+
+
+def read_entry_rows(
+    raw, dialect: str, start: int, bound: int, limit: int | None = None, page: int = 20000
+) -> Iterator[tuple]:
+    """At most ``limit`` entry rows with ``start <= idx < bound`` in index order, straight from a DB-API
+    connection's cursor (a server-side cursor on PostgreSQL), in large pages: a million rows are read in
+    seconds."""
+    args = (start, bound, max(bound - start, 0) if limit is None else limit)
+    if dialect == "postgresql":
+        cur = raw.cursor(name=f"ledger_verify_{start}")
+        cur.itersize = page
+        cur.execute(_ENTRY_SQL, args)
+    else:
+        cur = raw.cursor()
+        cur.execute(_ENTRY_SQL.replace("%s", "?"), args)
+    try:
+        while True:
+            rows = cur.fetchmany(page)
+            if not rows:
+                return
+            yield from rows
+    finally:
+        cur.close()
+
+
+_WORKER_STORES: dict[str, Database] = {}
+
+
+def _check(raw, dialect: str, mac_key: bytes, start: int, stop: int, bound: int) -> EntryCheck:
+    """Check entries ``start <= idx < stop``; below ``bound`` the next stored row is read too, to name a
+    gap at the range's end as one stream would."""
+    last = stop >= bound
+    rows = read_entry_rows(raw, dialect, start, bound, limit=stop - start + (0 if last else 1))
+    return check_entries(rows, mac_key, start, None if last else stop)
+
+
+def _check_range(url: str, mac_key: bytes, start: int, stop: int, bound: int) -> EntryCheck:
+    """Check one range of the ledger at ``url`` in a worker process (see ``LedgerStore.verify``)."""
+    from biowarden.store.db import connect
+
+    db = _WORKER_STORES.get(url)
+    if db is None:
+        db = _WORKER_STORES[url] = connect(url)
+    raw = db.engine.raw_connection()
+    try:
+        return _check(raw.dbapi_connection, db.dialect, mac_key, start, stop, bound)
+    finally:
+        raw.close()
