@@ -59,3 +59,33 @@ def test_uniform_and_bits_are_balanced():
     assert abs(prf.bits(np.arange(200_000)).mean() - 0.5) < 0.005
     below = prf.below(np.arange(100_000), 7)
     assert set(np.unique(below)) == set(range(7))
+
+
+def test_prf_is_aes_ecb_on_tweak_and_input_blocks():
+    """Known answer: the PRF is the first 8 bytes of AES-256-ECB over (tweak, x) little-endian blocks."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    ring = KeyRing(b"\x03" * 32)
+    prf = ring.prf("kat")
+    x = np.random.default_rng(5).integers(-(2**63), 2**63 - 1, size=(1 << 15) * 2 + 5, dtype=np.int64)
+    blocks = b"".join((77).to_bytes(8, "little") + int(v).to_bytes(8, "little", signed=True) for v in x[:2000].tolist())
+    enc = Cipher(algorithms.AES(ring.key("kat")), modes.ECB()).encryptor()
+    ct = enc.update(blocks) + enc.finalize()
+    expected = np.array([int.from_bytes(ct[16 * i : 16 * i + 8], "little") for i in range(2000)], dtype=np.uint64)
+    full = prf.u64(x, tweak=77)  # several internal chunks
+    assert np.array_equal(full[:2000], expected)
+    assert np.array_equal(prf.u64(x.view(np.uint64), tweak=77), full)  # signed and unsigned inputs agree
+    inplace = x.view(np.uint64).copy()
+    prf.u64_into(inplace, inplace, 77)  # output over the input
+    assert np.array_equal(inplace, full)
+    assert prf.u64(np.zeros(0, dtype=np.int64)).shape == (0,)
+
+
+def test_prf_threads_share_nothing():
+    from concurrent.futures import ThreadPoolExecutor
+
+    prf = KeyRing(b"\x04" * 32).prf("threads")
+    xs = [np.arange(i * 100_000, (i + 1) * 100_000, dtype=np.int64) for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda a: prf.u64(a, 9), xs))
+    assert all(np.array_equal(g, prf.u64(a, 9)) for g, a in zip(got, xs, strict=True))

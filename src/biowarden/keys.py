@@ -6,7 +6,8 @@ pseudonyms, mark positions, code bits and canaries use independent keys and one 
 nothing about another's.
 
 The PRF is AES-256 in ECB mode over 16-byte blocks ``(tweak: u64 little-endian, x: u64 little-endian)``:
-each block is one independent PRF input, so a whole NumPy array is evaluated in one OpenSSL call.
+each block is one independent PRF input, so a NumPy array is evaluated in a few large OpenSSL calls
+(in place, into a reused buffer).
 AES is a pseudorandom permutation on 128-bit blocks; truncated to 64 bits and queried far fewer than
 2^64 times it is indistinguishable from a PRF. Engine hash functions (DuckDB's ``hash``, Spark's
 ``xxhash64``) are never used for anything stored or compared.
@@ -18,6 +19,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,20 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MASTER_KEY_BYTES = 32
 _INFO_PREFIX = b"biowarden/v1/"
-_CHUNK = 1 << 20  # inputs per OpenSSL call: bounds the temporary buffers to 16 MiB
+_CHUNK = 1 << 15  # blocks per OpenSSL call: a 512 KiB buffer that stays in cache
+
+
+_local = threading.local()
+
+
+def _scratch() -> tuple[np.ndarray, memoryview]:
+    """This thread's block buffer (``_CHUNK`` blocks and a block of slack), allocated once and reused:
+    a fresh buffer per call would be paged in again every time."""
+    s = getattr(_local, "scratch", None)
+    if s is None:
+        buf = np.empty(2 * _CHUNK + 2, dtype="<u8")
+        s = _local.scratch = (buf[: 2 * _CHUNK].reshape(_CHUNK, 2), memoryview(buf).cast("B"))
+    return s
 
 
 class KeyError_(ValueError):
@@ -91,8 +106,9 @@ class KeyRing:
             raise KeyError_("a key purpose must be named")
         k = self._cache.get(purpose)
         if k is None:
-            k = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                     info=_INFO_PREFIX + purpose.encode("utf-8")).derive(self._master)
+            k = HKDF(
+                algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO_PREFIX + purpose.encode("utf-8")
+            ).derive(self._master)
             self._cache[purpose] = k
         return k
 
@@ -111,25 +127,45 @@ class Prf:
         if len(key) not in (16, 24, 32):
             raise KeyError_("PRF key must be 16, 24 or 32 bytes")
         self._cipher = Cipher(algorithms.AES(key), modes.ECB())
+        self._local = threading.local()  # one encryptor per thread, reused: ECB keeps no state between blocks
 
     def __repr__(self) -> str:
         return "Prf(<secret>)"
 
     def u64(self, x: np.ndarray | int, tweak: int = 0) -> np.ndarray:
         """PRF(tweak, x) for every element of ``x`` (any integer array, read as uint64)."""
-        xs = np.ascontiguousarray(np.asarray(x).astype(np.uint64, copy=False).ravel())
-        out = np.empty(xs.shape[0], dtype=np.uint64)
-        enc = self._cipher.encryptor()
-        block = np.empty((min(_CHUNK, max(xs.shape[0], 1)), 2), dtype="<u8")
-        block[:, 0] = np.uint64(tweak & 0xFFFFFFFFFFFFFFFF)
-        for start in range(0, xs.shape[0], _CHUNK):
-            stop = min(start + _CHUNK, xs.shape[0])
-            n = stop - start
-            block[:n, 1] = xs[start:stop]
-            ct = enc.update(block[:n].tobytes())
-            out[start:stop] = np.frombuffer(ct, dtype="<u8")[0::2]
-        enc.finalize()
+        arr = np.asarray(x)
+        flat = arr.ravel()
+        if flat.dtype == np.int64:
+            flat = flat.view(np.uint64)  # the same bits as astype(uint64), without a copy
+        elif flat.dtype != np.uint64:
+            flat = flat.astype(np.uint64)
+        out = np.empty(flat.shape[0], dtype=np.uint64)
+        self.u64_into(flat, out, tweak)
         return out.reshape(np.shape(x)) if np.ndim(x) else out
+
+    def u64_into(self, xs: np.ndarray, out: np.ndarray, tweak: int = 0) -> None:
+        """``out[i] = PRF(tweak, xs[i])`` for 1-d uint64 arrays (``out`` may be ``xs`` itself).
+
+        The blocks are encrypted in place, a cache-sized chunk at a time, in this thread's reused buffer
+        with this thread's reused encryptor (``update_into``; whole blocks only, so ECB never holds data
+        back): no allocation or key schedule per call, several times faster than ``update``.
+        """
+        n = xs.shape[0]
+        if n == 0:
+            return
+        blocks, view = _scratch()
+        m = _CHUNK
+        t = np.uint64(tweak & 0xFFFFFFFFFFFFFFFF)
+        enc = getattr(self._local, "enc", None)
+        if enc is None:
+            enc = self._local.enc = self._cipher.encryptor()
+        for start in range(0, n, m):
+            k = min(m, n - start)
+            blocks[:k, 0] = t
+            blocks[:k, 1] = xs[start : start + k]
+            enc.update_into(view[: 16 * k], view[: 16 * k + 15])
+            out[start : start + k] = blocks[:k, 0]
 
     def uniform(self, x: np.ndarray | int, tweak: int = 0) -> np.ndarray:
         """Uniform floats in the open interval (0, 1), from the top 53 bits of the PRF."""

@@ -350,6 +350,176 @@ def marked_units(k0: np.ndarray, sym: np.ndarray, direction: np.ndarray) -> np.n
     return np.where(parity == sym, k0, k0 + direction)
 
 
+_MAGIC = 1.5 * 2.0**52  # x + _MAGIC - _MAGIC rounds x (|x| < 2^51) to the nearest integer, ties to even: np.rint
+_FAST_UNITS = 2.0**30  # below this many units, float64 unit arithmetic is exact and a move is exactly 1 unit
+
+
+def _bit0(a: np.ndarray) -> np.ndarray:
+    """Bit 0 of each element of an integer (or an integer-valued float's bit pattern) array, as bools."""
+    return np.bitwise_and(a, a.dtype.type(1)).astype(bool)
+
+
+def _moves(secret: np.ndarray, draw: np.ndarray, parity: np.ndarray) -> np.ndarray:
+    """Cells whose value must move: the unit count's parity is not the application's symbol (a bool
+    array; the symbol is 1 when the draw's top 53 bits fall below the cell's bias threshold)."""
+    move = np.right_shift(draw, np.uint64(11)) < code.symbol_thresholds(secret)
+    move ^= parity
+    return move
+
+
+def _steps(secret: np.ndarray, move: np.ndarray) -> np.ndarray:
+    """The signed move of each cell in units (int8): its direction (+1 when bit 0 of its secret is set,
+    else -1) where it moves, 0 elsewhere."""
+    m = move.view(np.int8)
+    up = np.bitwise_and(_bit0(secret), move).view(np.int8)
+    up <<= 1
+    up -= m
+    return up
+
+
+def _mark_column_fast(
+    arr: pa.Array, mc: MarkedColumn, secret: np.ndarray, draw: np.ndarray, fraction: float, floats: bool
+) -> tuple[pa.Array | None, np.ndarray | None, np.ndarray | None, int, int, int] | None:
+    """:func:`_mark_column` for the usual column (no missing values, every value on its precision's grid,
+    moderate magnitudes, all cells marked) in a few byte-wide passes; None when the column is not usual.
+    The output is bit for bit the general path's."""
+    if fraction < 1.0 or arr.null_count or len(arr) == 0:
+        return None
+    typ = arr.type
+    n = len(arr)
+    if mc.kind == KIND_FLOAT:
+        if not pa.types.is_float64(typ):
+            return None
+        vals = np.asarray(arr.to_numpy(zero_copy_only=False))
+        scale = 10.0**mc.precision
+        if not float(np.max(np.abs(vals))) * scale < _FAST_UNITS:  # also False for NaN and infinity
+            return None
+        units = vals * scale if mc.precision else vals.copy()
+        units += _MAGIC
+        parity = _bit0(units.view(np.int64))  # bit 0 of the mantissa is the parity of the rounded count
+        units -= _MAGIC
+        if not np.array_equal(units / scale if mc.precision else units, vals):
+            return None  # values off the grid: the general path keeps them as they are
+        move = _moves(secret, draw, parity)
+        n_changed = int(np.count_nonzero(move))
+        if n_changed == 0:
+            return None, vals, vals, n, 0, 0
+        units += _steps(secret, move)
+        if mc.precision:
+            units /= scale
+        return pa.array(units, type=pa.float64()), vals, units, n, n_changed, 1
+    # integers and dates: one unit is 1 or one day; stay in the column's own integer width
+    raw = np.asarray((arr.cast(pa.int32()) if mc.kind == KIND_DATE else arr).to_numpy(zero_copy_only=False))
+    info = np.iinfo(raw.dtype)
+    if raw.min() <= info.min or raw.max() >= info.max:
+        return None  # a move could overflow: the general path reports it
+    move = _moves(secret, draw, _bit0(raw))
+    n_changed = int(np.count_nonzero(move))
+    vals = raw.astype(np.float64) if floats else None
+    if n_changed == 0:
+        return None, vals, vals, n, 0, 0
+    moved = raw + _steps(secret, move)
+    out = pa.array(moved, type=pa.from_numpy_dtype(moved.dtype))
+    if not out.type.equals(typ):
+        out = out.cast(typ)
+    return out, vals, (moved.astype(np.float64) if floats else None), n, n_changed, 1
+
+
+def _mark_column(
+    arr: pa.Array, mc: MarkedColumn, secret: np.ndarray, draw: np.ndarray, fraction: float, floats: bool
+) -> tuple[pa.Array | None, np.ndarray | None, np.ndarray | None, int, int, int]:
+    """Mark one column of a batch, given each cell's secret and the application's PRF of it (``draw``).
+
+    A cell moves by its direction when the parity of its value in units (``k0``) is not its symbol: to
+    ``k0 + d`` units, written back as ``(k0 + d) / 10^precision``. Returns (the new array, or None if no
+    cell moved; with ``floats``, the values before and after as float64 with NaN for missing, for derived
+    fields; cells marked; cells changed; largest change in units of the recorded precision).
+    """
+    fast = _mark_column_fast(arr, mc, secret, draw, fraction, floats)
+    if fast is not None:
+        return fast
+    typ = arr.type
+    nulls = arr.null_count > 0
+    if mc.kind == KIND_DATE:
+        arr = arr.cast(pa.int32())
+    filled = arr.fill_null(0) if nulls else arr
+    raw = np.asarray(filled.to_numpy(zero_copy_only=False))
+    vals: np.ndarray | None
+    if mc.kind == KIND_FLOAT:
+        vals = raw.astype(np.float64, copy=False)
+        finite = np.isfinite(vals)
+        valid = (finite & np.asarray(arr.is_valid())) if nulls else (None if finite.all() else finite)
+        if nulls:
+            vals = np.where(valid, vals, np.nan)
+        k0f = np.rint(vals * 10.0**mc.precision) if mc.precision else vals
+        k0 = (k0f if valid is None else np.where(valid, k0f, 0.0)).astype(np.int64)
+    else:  # integers and dates: one unit is 1 (mmHg, kg...) or one day
+        k0 = raw.astype(np.int64, copy=False)
+        valid = np.asarray(arr.is_valid()) if nulls else None
+        vals = None
+    # the application's symbol is 1 when its draw (top 53 bits) is below the cell's bias threshold
+    move = np.right_shift(draw, np.uint64(11)) < code.symbol_thresholds(secret)
+    move ^= (k0 & 1).astype(bool)
+    if valid is not None:
+        move &= valid
+    if fraction < 1.0:
+        sel = code.selected(secret, fraction)
+        move &= sel
+        n_marked = int(np.count_nonzero(sel if valid is None else sel & valid))
+    else:
+        n_marked = int(k0.shape[0] if valid is None else np.count_nonzero(valid))
+    n_changed = int(np.count_nonzero(move))
+    mask = None if valid is None else ~valid
+    if vals is None:  # integers and dates
+        if floats:
+            vals = k0.astype(np.float64)
+            if mask is not None:
+                vals[mask] = np.nan
+        if n_changed == 0:
+            return None, vals, vals, n_marked, 0, 0
+        units = k0 + code.directions(secret) * move
+        new_vals = None
+        if floats:
+            new_vals = units.astype(np.float64)
+            if mask is not None:
+                new_vals[mask] = np.nan
+        if mc.kind == KIND_DATE:
+            out = pa.array(units.astype(np.int32), type=pa.int32(), mask=mask).cast(typ)
+        else:
+            out = pa.array(units, type=pa.int64(), mask=mask)
+            if not out.type.equals(typ):
+                out = out.cast(typ)
+        return out, vals, new_vals, n_marked, n_changed, 1
+    if n_changed == 0:
+        return None, vals, vals, n_marked, 0, 0
+    scale = 10.0**mc.precision
+    if valid is None:
+        base = k0 / scale if mc.precision else k0.astype(np.float64)
+        if np.array_equal(base, vals):
+            # every value sits exactly on its precision's grid (the usual case): the marked column is the
+            # moved unit counts written back, computed for all cells at once (no scattered writes)
+            units = k0 + code.directions(secret) * move
+            new_vals = units / scale if mc.precision else units.astype(np.float64)
+            change = float(np.max(np.abs(new_vals - vals))) * scale
+            out = pa.array(new_vals, type=pa.float64())
+            if not out.type.equals(typ):
+                out = out.cast(typ)
+            return out, vals, new_vals, n_marked, n_changed, int(np.ceil(change - 1e-6))
+    idx = np.flatnonzero(move)
+    moved_to = k0[idx] + code.directions(secret[idx])
+    new_vals = vals.copy()
+    if mc.precision:
+        new_vals[idx] = moved_to / scale
+        change_units = np.abs(new_vals[idx] - vals[idx]) * scale
+    else:
+        new_vals[idx] = moved_to
+        change_units = np.abs(new_vals[idx] - vals[idx])
+    out = pa.array(new_vals, mask=mask, type=pa.float64())
+    if not out.type.equals(typ):
+        out = out.cast(typ)
+    return out, vals, new_vals, n_marked, n_changed, int(np.ceil(change_units.max() - 1e-6))
+
+
 def mark_batch(
     batch: pa.RecordBatch | pa.Table,
     policy: MarkingPolicy,
@@ -371,52 +541,53 @@ def mark_batch(
     eids = np.asarray(eids, dtype=np.int64)
     if eids.shape[0] != batch.num_rows:
         raise MarkingError("one master eid per row is needed")
+    return _mark_slice(batch, policy, application_no, keyring, eids)
+
+
+def _plain_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(arr, pa.ChunkedArray):
+        return arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return arr
+
+
+def _mark_slice(
+    batch: pa.RecordBatch | pa.Table,
+    policy: MarkingPolicy,
+    application_no: int,
+    keyring: KeyRing,
+    eids: np.ndarray,
+) -> tuple[pa.RecordBatch | pa.Table, MarkReport]:
+    names = batch.schema.names
     report = MarkReport(application_no=int(application_no), rows=batch.num_rows)
     report.skipped = dict(policy.skipped)
     sym_prf = code.symbol_prf(keyring, application_no)
     cell_prf = keyring.prf(code.PURPOSE_CELL)
+    eids_u = eids.view(np.uint64)
+    n = batch.num_rows
+    secret = np.empty(n, dtype=np.uint64)  # reused for every column
+    draw = np.empty(n, dtype=np.uint64)
     new_cols: dict[str, pa.Array] = {}
     before: dict[str, np.ndarray] = {}
     after: dict[str, np.ndarray] = {}
+    derived_inputs = {i for rule in policy.derived for i in rule.inputs}
     for col, mc in policy.columns.items():
         if col not in names:
             continue
         report.marked_columns.append(col)
-        arr = batch.column(col)
-        vals, valid = _column_values(arr, mc.kind)
-        scale = 10.0**mc.precision
-        k0 = np.rint(vals * scale) if mc.precision else vals.copy()
-        k0[~valid] = 0.0
-        k0 = k0.astype(np.int64)
-        secret = cell_prf.u64(eids, code.column_tweak(col))
-        sym = code.symbols_from_prf(sym_prf, secret)
-        move = (k0 & 1).astype(bool) != sym
-        move &= valid
-        if policy.fraction < 1.0:
-            marked = valid & code.selected(secret, policy.fraction)
-            move &= marked
-        else:
-            marked = valid
-        n_marked, n_changed = int(marked.sum()), int(move.sum())
-        new_vals = vals
-        if n_changed:
-            moved_to = k0[move] + code.directions(secret[move])
-            new_vals = vals.copy()
-            new_vals[move] = moved_to / scale if mc.precision else moved_to
-            if mc.kind == KIND_FLOAT:
-                new_cols[col] = pa.array(new_vals, mask=None if valid.all() else ~valid, type=pa.float64()).cast(
-                    arr.type
-                )
-            else:
-                units = np.where(valid, new_vals, 0.0).astype(np.int64)
-                new_cols[col] = _rebuild_int(units, valid, arr.type, mc.kind)
-            change = np.abs(new_vals[move] - vals[move]) * (scale if mc.precision else 1.0)
-            report.max_change_units = max(report.max_change_units, int(np.ceil(change.max() - 1e-6)))
+        arr = _plain_array(batch.column(col))
+        cell_prf.u64_into(eids_u, secret, code.column_tweak(col))
+        sym_prf.u64_into(secret, draw)
+        col_out, vals, new_vals, n_marked, n_changed, max_units = _mark_column(
+            arr, mc, secret, draw, policy.fraction, col in derived_inputs
+        )
+        if col_out is not None:
+            new_cols[col] = col_out
+            report.max_change_units = max(report.max_change_units, max_units)
         report.cells_marked += n_marked
         report.cells_changed += n_changed
         report.per_column[col] = {"marked": n_marked, "changed": n_changed}
-        before[col] = vals
-        after[col] = new_vals
+        if vals is not None and new_vals is not None:
+            before[col], after[col] = vals, new_vals
     for rule in policy.derived:
         if rule.target not in names or not all(i in names for i in rule.inputs):
             continue
