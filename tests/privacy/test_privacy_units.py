@@ -22,7 +22,7 @@ from biowarden.privacy.hierarchy import (
     load_hierarchies,
     parse_hierarchy_text,
 )
-from biowarden.privacy.population import ClassSizes, population_uniqueness
+from biowarden.privacy.population import ClassSizes, population_uniqueness, snb_uniques
 from biowarden.privacy.risk import measure_risk
 
 # sizes: (a,x)=3, (a,y)=1, (b,x)=2, (b,y)=1  -> 4 classes, 7 records
@@ -62,6 +62,33 @@ def test_population_uniqueness_no_uniques_and_dankar_rule():
     assert big.dankar_model in ("zayatz", "snb")
     with pytest.raises(ValueError):
         population_uniqueness(cs, 10)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "beta", "classes", "fraction"),
+    [(1.5, 0.3, 200_000, 0.05), (0.8, 0.5, 100_000, 0.2), (2.0, 0.1, 50_000, 0.3)],
+)
+def test_snb_recovers_uniques_of_a_population_drawn_from_its_model(alpha, beta, classes, fraction):
+    # population class sizes F with F - 1 ~ NegBin(alpha, beta); a binomial sample of each class
+    rng = np.random.default_rng(2026)
+    sizes = 1 + rng.negative_binomial(alpha, beta, size=classes)
+    sample = rng.binomial(sizes, fraction)
+    cs = ClassSizes.from_counts(sample[sample > 0])
+    true_uniques = int((sizes == 1).sum())
+    # with the number of population classes known, the moment equations give back the uniques
+    assert snb_uniques(cs, float(sizes.sum()), classes=classes) == pytest.approx(true_uniques, rel=0.06)
+
+
+def test_snb_with_estimated_classes_and_the_uniqueness_report():
+    rng = np.random.default_rng(7)
+    sizes = 1 + rng.negative_binomial(2.0, 0.1, size=50_000)
+    sample = rng.binomial(sizes, 0.3)
+    cs = ClassSizes.from_counts(sample[sample > 0])
+    true_uniques = int((sizes == 1).sum())
+    pu = population_uniqueness(cs, float(sizes.sum()))
+    # Shlosser's estimate of the number of classes is close at this sampling fraction
+    assert pu.snb * sizes.sum() == pytest.approx(true_uniques, rel=0.1)
+    assert pu.dankar_model in ("snb", "zayatz") and pu.dankar <= pu.zayatz
 
 
 def test_zayatz_full_population_is_sample_uniqueness():

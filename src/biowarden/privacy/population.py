@@ -8,8 +8,13 @@ records; divided by ``N`` it is the *population uniqueness* ARX reports.
   likelihood; uniques = Gamma(theta+1) / Gamma(theta+alpha) * N^alpha.
 - Zayatz (1991): the share of sample uniques that are population uniques, estimated with hypergeometric
   probabilities of drawing a class of each observed size exactly once; uniques = f_1 * share / pi.
-- SNB (Chen and Keller-McNulty 1998): a slide negative binomial model of class sizes with the number of
-  non-empty population classes estimated by Shlosser's estimator; uniques = K * beta^alpha.
+- SNB (Chen and Keller-McNulty 1998): population class sizes F with F - 1 ~ NegBin(alpha, beta), sampled
+  binomially with fraction pi; alpha and beta solve E[c1] = c1, E[c2] = c2 (the expected numbers of
+  sample classes of sizes 1 and 2), the number K of non-empty population classes comes from Haas et al.'s
+  third Shlosser-type estimator; uniques = K * beta^alpha. ARX's implementation multiplies by
+  (1 - d)^(alpha + 2) in the second equation where the model divides (its own Jacobian divides), and
+  parenthesises the estimator's denominator as (1-pi)^i f_i (1+pi)^i - 1 instead of
+  (1-pi)^i ((1+pi)^i - 1) f_i; biowarden follows the model (checked on data drawn from it).
 - Dankar et al. (2012) decision rule: for pi <= 0.1 use Pitman (Zayatz if Pitman fails); otherwise the
   smaller of Zayatz and SNB (Zayatz if SNB fails). This is also the rule ARX documents.
 """
@@ -161,27 +166,34 @@ def _shlosser(cs: ClassSizes, f: float) -> float:
     sizes, freq = cs.sizes.astype(float), cs.freq.astype(float)
     f2 = f * f
     v1 = float((sizes * f2 * (1 - f2) ** (sizes - 1) * freq).sum())
-    v2 = float(((1 - f) ** sizes * freq * (1 + f) ** sizes - 1).sum())
+    v2 = float(((1 - f) ** sizes * ((1 + f) ** sizes - 1) * freq).sum())
     v3 = float(((1 - f) ** sizes * freq).sum())
     v4 = float((sizes * f * (1 - f) ** (sizes - 1) * freq).sum())
+    if v2 <= 0 or v4 <= 0:  # the whole population was sampled: no class is unseen
+        return float(cs.classes)
     return cs.classes + cs.of_size(1) * (v1 / v2) * (v3 / v4) ** 2
 
 
-def snb_uniques(cs: ClassSizes, population: float) -> float:
-    """Expected population uniques under the SNB model (NaN when the fit fails)."""
+def snb_uniques(cs: ClassSizes, population: float, classes: float | None = None) -> float:
+    """Expected population uniques under the SNB model (NaN when the fit fails).
+
+    ``classes`` is the number of non-empty population classes when known; otherwise it is estimated.
+    """
     c1, c2 = float(cs.of_size(1)), float(cs.of_size(2))
     if c1 == 0:
         return 0.0
     f = cs.n / population
-    k = _shlosser(cs, f)
+    k = float(classes) if classes is not None else _shlosser(cs, f)
 
     def eqs(x: np.ndarray) -> np.ndarray:
         a, b = float(x[0]), float(x[1])
         if not (a > 0 and 0 < b < 1):
             return np.array([1e6, 1e6])
         d = (1 - f) * (1 - b)
+        if not 1 - d > 0:
+            return np.array([1e6, 1e6])
         e1 = k * f * (b / (1 - d)) ** a * (a * d / (1 - d) + 1) - c1
-        e2 = k * a * b**a * f * f * (1 - b) / 2 * (1 - d) ** (a + 2) * (2 - (1 - a) * d) - c2
+        e2 = k * a * b**a * f * f * (1 - b) / 2 / (1 - d) ** (a + 2) * (2 - (1 - a) * d) - c2
         return np.array([e1 / max(c1, 1.0), e2 / max(c2, 1.0)])
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
