@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(
             (
                 "SQLite",
-                f"verify {report.entries:,} entries, {report.checkpoints} checkpoints",
+                f"verify {report.entries:,} entries, {report.checkpoints} checkpoints, {report.workers} processes",
                 f"{report.seconds:.2f} s",
                 f"<= {TARGET_VERIFY_S:.0f} s",
             )
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(
                 (
                     "PostgreSQL",
-                    f"verify {report.entries:,} entries",
+                    f"verify {report.entries:,} entries, {report.workers} processes",
                     f"{report.seconds:.2f} s",
                     f"(scaled: {report.seconds * 1_000_000 / max(report.entries, 1):.2f} s per million)",
                 )

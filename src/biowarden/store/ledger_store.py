@@ -145,28 +145,16 @@ class LedgerStore:
         size, frontier, cp_size, cp_ts = self._lock_head(session)
         cr = CompactRange.from_bytes(size, frontier)
         now = datetime.now(UTC)
+        at_now = iso_utc(now)
         rows = []
         mac = self._mac
         for i, (ev, payload) in enumerate(prepared):
             idx = size + i
-            at = iso_utc(ev.at or now)
+            at = at_now if ev.at is None else iso_utc(ev.at)
             lh = leaf_hash(entry_bytes(idx, at, ev.kind, ev.actor, ev.subject, ev.decision, ev.reason, payload))
             cr.append(lh)
-            rows.append(
-                {
-                    "idx": idx,
-                    "at": at,
-                    "kind": ev.kind,
-                    "actor": ev.actor,
-                    "subject": ev.subject,
-                    "decision": ev.decision,
-                    "reason": ev.reason,
-                    "payload": payload,
-                    "leaf_hash": lh,
-                    "mac": mac(idx, lh),
-                }
-            )
-        session.execute(insert(_E), rows)
+            rows.append((idx, at, ev.kind, ev.actor, ev.subject, ev.decision, ev.reason, payload, lh, mac(idx, lh)))
+        self._insert_rows(session, rows)
         values: dict = {"size": cr.size, "frontier": cr.to_bytes()}
         ts = time.time()
         if cr.size - cp_size >= self.checkpoint_every or ts - cp_ts >= self.checkpoint_seconds:
@@ -174,6 +162,24 @@ class LedgerStore:
             values.update(checkpoint_size=cr.size, checkpoint_ts=ts)
         session.execute(update(_H).where(_H.c.id == 1).values(**values))
         return list(range(size, size + len(rows)))
+
+    def _insert_rows(self, session: Session, rows: list[tuple]) -> None:
+        """Insert entry rows through the transaction's own driver connection: COPY on PostgreSQL (one
+        round trip for the batch), one prepared ``executemany`` on SQLite."""
+        raw = session.connection().connection.dbapi_connection
+        if self.db.dialect == "postgresql" and len(rows) > 1:
+            with raw.cursor() as cur, cur.copy(f"COPY ledger_entries ({_ENTRY_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        elif self.db.dialect == "postgresql":
+            with raw.cursor() as cur:
+                cur.execute(_INSERT_SQL, rows[0])
+        else:
+            cur = raw.cursor()
+            try:
+                cur.executemany(_INSERT_SQL.replace("%s", "?"), rows)
+            finally:
+                cur.close()
 
     # --- checkpoints -------------------------------------------------------------------------------
     def _write_checkpoint(self, session: Session, cr: CompactRange, now: datetime) -> Checkpoint:
@@ -374,10 +380,9 @@ class LedgerStore:
         return [results[i] for i in range(min(stop + 1, n))]
 
 
-_ENTRY_SQL = (
-    "SELECT idx, at, kind, actor, subject, decision, reason, payload, leaf_hash, mac "
-    "FROM ledger_entries WHERE idx >= %s AND idx < %s ORDER BY idx LIMIT %s"
-)
+_ENTRY_COLUMNS = "idx, at, kind, actor, subject, decision, reason, payload, leaf_hash, mac"
+_ENTRY_SQL = f"SELECT {_ENTRY_COLUMNS} FROM ledger_entries WHERE idx >= %s AND idx < %s ORDER BY idx LIMIT %s"
+_INSERT_SQL = f"INSERT INTO ledger_entries ({_ENTRY_COLUMNS}) VALUES ({', '.join(['%s'] * 10)})"
 
 
 def read_entry_rows(
