@@ -201,6 +201,20 @@ def _identity(db, researcher: str | None, application_id: str):
         return Identity(name=acc.username, account_id=acc.id, via="local"), r.email
 
 
+def _account_researcher(db, identity) -> str | None:
+    """The e-mail of the researcher an authenticated account acts for (None for staff and the local operator)."""
+    from biowarden.store.registry_tables import AccountRow, ResearcherRow
+
+    if identity.account_id is None:
+        return None
+    with db.session() as s:
+        acc = s.get(AccountRow, identity.account_id)
+        if acc is None or acc.researcher_id is None:
+            return None
+        r = s.get(ResearcherRow, acc.researcher_id)
+        return r.email if r is not None else None
+
+
 def application_number(db, application_id: str, now: datetime) -> int:
     """The application's number (allocated on its first release, then fixed)."""
     from sqlalchemy import func, select
@@ -477,7 +491,7 @@ def create_release(
     if identity is None:
         identity, researcher_email = _identity(db, researcher, application_id)
     else:
-        researcher_email = researcher or identity.name
+        researcher_email = researcher or _account_researcher(db, identity) or identity.name
     actor = f"user:{researcher_email}"
 
     # 1. policy (the registry ledgers the decision, allow or deny)

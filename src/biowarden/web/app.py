@@ -348,6 +348,10 @@ def create_app(settings_or_db, keyring=None, *, clock=None, max_body: int = MAX_
 
     app.include_router(monitoring_router(reg, ERRORS))
 
+    from biowarden.web.releases import release_router
+
+    app.include_router(release_router(reg, keyring, getattr(settings_or_db, "home", None)))
+
     from biowarden.web.dashboard import mount_dashboard
 
     mount_dashboard(app, reg, ERRORS)
