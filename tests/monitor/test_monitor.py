@@ -51,8 +51,9 @@ def test_ordinary_traffic_is_not_suspended(sim):
 
 def _export(at, who="r@a", app="A-1", inst="I", eids=range(100), fields=10, **kw) -> Activity:
     bm = BitMap(np.asarray(list(eids), dtype=np.uint32))
-    return Activity(at=at, researcher=who, application=app, institution=inst, rows=len(bm), fields=fields,
-                    participants=bm, **kw)
+    return Activity(
+        at=at, researcher=who, application=app, institution=inst, rows=len(bm), fields=fields, participants=bm, **kw
+    )
 
 
 def test_precheck_fails_closed_on_bulk_and_expiry_and_respects_exceptions():
@@ -95,8 +96,15 @@ def test_coordinated_pulls_found_and_overlapping_studies_left_alone():
     for day in range(4):  # three institutions, disjoint 1% slices
         for j in range(3):
             k = day * 3 + j
-            alerts += m.observe(_export(T0 + timedelta(days=day, hours=j), who=f"r{j}", app=f"A{j}", inst=f"I{j}",
-                                        eids=order[k * 200:(k + 1) * 200]))
+            alerts += m.observe(
+                _export(
+                    T0 + timedelta(days=day, hours=j),
+                    who=f"r{j}",
+                    app=f"A{j}",
+                    inst=f"I{j}",
+                    eids=order[k * 200 : (k + 1) * 200],
+                )
+            )
     assert {a.target for a in alerts if a.detector == "coordinated_disjoint_pulls"} == {"I0", "I1", "I2"}
     m2 = Monitor(MonitorConfig(cohort_size=n))
     pop = rng.choice(n, 4000, replace=False)
@@ -104,8 +112,9 @@ def test_coordinated_pulls_found_and_overlapping_studies_left_alone():
     for day in range(4):  # three institutions studying overlapping random populations
         for j in range(3):
             take = rng.choice(pop, 1500, replace=False)
-            alerts2 += m2.observe(_export(T0 + timedelta(days=day, hours=j), who=f"r{j}", app=f"A{j}", inst=f"I{j}",
-                                          eids=take))
+            alerts2 += m2.observe(
+                _export(T0 + timedelta(days=day, hours=j), who=f"r{j}", app=f"A{j}", inst=f"I{j}", eids=take)
+            )
     assert not [a for a in alerts2 if a.detector == "coordinated_disjoint_pulls"]
 
 
@@ -115,8 +124,13 @@ def test_the_monitor_reads_the_ledger(db):
     acts = sorted(attack("coordinated_three_institutions", cfg, T0, np.random.default_rng(5)), key=lambda a: a.at)
     store = LedgerStore(db, KeyRing(b"\x05" * 32))
     with db.session() as s:
-        store.append_many(s, [LedgerEvent(EXPORT_KIND, f"user:{a.researcher}", f"application:{a.application}",
-                                           a.payload(), at=a.at) for a in acts])
+        store.append_many(
+            s,
+            [
+                LedgerEvent(EXPORT_KIND, f"user:{a.researcher}", f"application:{a.application}", a.payload(), at=a.at)
+                for a in acts
+            ],
+        )
     direct = Monitor(MonitorConfig(cohort_size=cfg.cohort_size))
     seen = [(a.detector, a.target) for act in acts for a in direct.observe(act)]
     result = replay(store.entries(), Monitor(MonitorConfig(cohort_size=cfg.cohort_size)), IncidentBook())
@@ -134,6 +148,57 @@ def test_activity_payload_round_trip_and_denials():
     assert denied is not None and denied.kind == "denied"
     assert from_event("policy.decision", T0, {"researcher": "r@a"}, decision="allow") is None
     m = Monitor(MonitorConfig(cohort_size=1000, denied_count=3))
-    got = [a.detector for i in range(3) for a in m.observe(
-        Activity(T0 + timedelta(minutes=i), "r@a", "A", "I", kind="denied"))]
+    got = [
+        a.detector
+        for i in range(3)
+        for a in m.observe(Activity(T0 + timedelta(minutes=i), "r@a", "A", "I", kind="denied"))
+    ]
     assert got == ["denied_burst"]
+
+
+def test_windowed_robust_statistics_equal_sorting_exactly():
+    from biowarden.monitor.detectors import _robust, _Window
+
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        w = _Window(int(rng.integers(1, 40)))
+        values = []
+        for _ in range(int(rng.integers(1, 120))):
+            x = float(rng.integers(0, 6)) if trial % 2 else float(np.log1p(rng.integers(1, 10**6)))  # ties, too
+            w.append(x)
+            values.append(x)
+            assert w.robust() == _robust(values[-w.size :])
+
+
+def test_replay_from_ledger_text_gives_the_alerts_of_the_direct_path():
+    """Lazy decoding (participants cut out of the text, re-pulls never decoded) changes no result."""
+    from types import SimpleNamespace
+
+    from biowarden.ledger.canonical import canonical_text
+    from biowarden.monitor.activity import from_text
+    from biowarden.monitor.simulate import START, ordinary_traffic
+
+    cfg = SimConfig(cohort_size=50_000, applications=60, institutions=12, months=2, seed=4)
+    acts, _ = ordinary_traffic(cfg)
+    rng = np.random.default_rng(9)
+    for k, name in enumerate(ATTACKS):
+        acts += attack(name, cfg, START + timedelta(days=20 + 6 * k, hours=11), rng)
+    acts.sort(key=lambda a: a.at)
+    entries = [
+        SimpleNamespace(kind=EXPORT_KIND, at=a.at, decision=None, payload_json=canonical_text(a.payload()))
+        for a in acts
+    ]
+    entries.insert(
+        5,
+        SimpleNamespace(
+            kind="policy.decision", at=acts[5].at, decision="deny", payload_json='{"researcher":"x@y.ac.uk"}'
+        ),
+    )
+    lazy = from_text(EXPORT_KIND, T0, entries[0].payload_json)
+    assert lazy.participants is None and lazy.encoded and lazy.rows == acts[0].rows
+    direct = Monitor(MonitorConfig(cohort_size=cfg.cohort_size))
+    denied = from_event("policy.decision", acts[5].at, {"researcher": "x@y.ac.uk"}, decision="deny")
+    seen = [(a.detector, a.target, a.detail) for act in [*acts[:5], denied, *acts[5:]] for a in direct.observe(act)]
+    result = replay(entries, Monitor(MonitorConfig(cohort_size=cfg.cohort_size)), IncidentBook())
+    assert [(a.detector, a.target, a.detail) for a in result.alerts] == seen
+    assert result.activities == len(acts) + 1 and len(seen) > 10

@@ -19,14 +19,14 @@ over the threshold ask for suspension; the escalation ladder in ``incidents`` de
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import numpy as np
 from pyroaring import BitMap
 
-from biowarden.monitor.activity import Activity
+from biowarden.monitor.activity import Activity, decode_participants
 
 INFO, WARN, CRITICAL = "info", "warn", "critical"
 
@@ -74,6 +74,65 @@ def _robust(values: list[float]) -> tuple[float, float]:
     return med, _median(sorted(abs(v - med) for v in values)) * 1.4826
 
 
+def _kth_deviation(s: list[float], split: int, med: float, k: int) -> float:
+    """The k-th smallest (0-based) of |v - med| over sorted ``s``, where ``s[:split] < med <= s[split:]``.
+
+    The deviations are two sorted runs, ``med - s[split-1], med - s[split-2], ...`` and ``s[split] - med,
+    s[split+1] - med, ...``; the k-th of their merge is found by bisection in O(log n)."""
+    la, lb = split, len(s) - split
+    t = k + 1  # how many deviations are taken; i of them from the left run
+    lo, hi = max(0, t - lb), min(t, la)
+    while True:
+        i = (lo + hi) // 2
+        j = t - i
+        if i < la and j > 0 and s[split + j - 1] - med > med - s[split - 1 - i]:
+            lo = i + 1
+        elif i > 0 and j < lb and med - s[split - i] > s[split + j] - med:
+            hi = i - 1
+        else:
+            left = med - s[split - i] if i > 0 else -1.0
+            right = s[split + j - 1] - med if j > 0 else -1.0
+            return left if left > right else right
+
+
+def _robust_sorted(s: list[float]) -> tuple[float, float]:
+    """``_robust`` of a list that is already sorted, without sorting: O(log n). Bit-for-bit the same figures
+    (``med - v`` is exactly ``-(v - med)`` in IEEE arithmetic)."""
+    n = len(s)
+    med = _median(s)
+    split = bisect_left(s, med)
+    mid = n // 2
+    if n % 2:
+        mad = _kth_deviation(s, split, med, mid)
+    else:
+        mad = (_kth_deviation(s, split, med, mid - 1) + _kth_deviation(s, split, med, mid)) / 2.0
+    return med, mad * 1.4826
+
+
+class _Window:
+    """The last ``size`` values of a history, kept sorted as well, so robust statistics cost O(log n)."""
+
+    __slots__ = ("order", "size", "values")
+
+    def __init__(self, size: int = 200) -> None:
+        self.size = size
+        self.values: deque[float] = deque()
+        self.order: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def append(self, x: float) -> None:
+        self.values.append(x)
+        insort(self.order, x)
+        if len(self.values) > self.size:
+            old = self.values.popleft()
+            del self.order[bisect_left(self.order, old)]
+
+    def robust(self) -> tuple[float, float]:
+        return _robust_sorted(self.order)
+
+
 @dataclass(frozen=True)
 class Alert:
     at: datetime
@@ -86,11 +145,16 @@ class Alert:
     related: tuple[tuple[str, str], ...] = ()  # other (scope, target) pairs implicated
 
 
+HISTORY = 200  # the robust z-scores look at the last 200 exports of a researcher or an application
+SEEN_TEXTS = 4  # an application's last few distinct participant texts (re-pulls skip decoding)
+
+
 @dataclass
 class _Actor:
     last_at: datetime | None = None
-    log_cells: list[float] = field(default_factory=list)
-    hours: np.ndarray = field(default_factory=lambda: np.zeros(24, dtype=np.int64))
+    log_cells: _Window = field(default_factory=lambda: _Window(HISTORY))
+    hours: list[int] = field(default_factory=lambda: [0] * 24)
+    n_hours: int = 0
     networks: set[str] = field(default_factory=set)
     clients: set[str] = field(default_factory=set)
     recent: deque = field(default_factory=deque)  # times of recent requests
@@ -104,7 +168,10 @@ class _Application:
     coverage: BitMap = field(default_factory=BitMap)
     exports: int = 0
     ewma: float | None = None
-    log_cells: list[float] = field(default_factory=list)
+    log_cells: _Window = field(default_factory=lambda: _Window(HISTORY))
+    seen: list[str] = field(default_factory=list)  # encoded participant sets already in ``coverage``
+    institution: str = ""  # the institution of its first export...
+    one_institution: bool = True  # ...and whether every export since came from it (coverage nests in its)
 
 
 @dataclass
@@ -131,21 +198,49 @@ class Monitor:
         c = self.config
         alerts: list[Alert] = []
         if act.app_expires is not None and act.at >= act.app_expires:
-            alerts.append(Alert(act.at, "expired_application", CRITICAL, "application", act.application,
-                                f"export requested {act.at - act.app_expires} after the application expired",
-                                block=True, related=(("researcher", act.researcher),)))
+            alerts.append(
+                Alert(
+                    act.at,
+                    "expired_application",
+                    CRITICAL,
+                    "application",
+                    act.application,
+                    f"export requested {act.at - act.app_expires} after the application expired",
+                    block=True,
+                    related=(("researcher", act.researcher),),
+                )
+            )
         size_alerts = self._size(act, self.researchers[act.researcher])
         self._size_memo = (act, size_alerts)
         for a in size_alerts:
             if a.severity == CRITICAL:
-                alerts.append(Alert(a.at, a.detector, a.severity, a.scope, a.target, a.detail, block=True,
-                                    related=(("application", act.application),)))
+                alerts.append(
+                    Alert(
+                        a.at,
+                        a.detector,
+                        a.severity,
+                        a.scope,
+                        a.target,
+                        a.detail,
+                        block=True,
+                        related=(("application", act.application),),
+                    )
+                )
         share = act.rows / c.cohort_size
         if share >= c.bulk_share and not exception:
-            alerts.append(Alert(act.at, "bulk_export", CRITICAL, "researcher", act.researcher,
-                                f"one export of {share:.1%} of the cohort ({act.rows:,} participants x "
-                                f"{act.fields} fields) without a committee exception", block=True,
-                                related=(("application", act.application),)))
+            alerts.append(
+                Alert(
+                    act.at,
+                    "bulk_export",
+                    CRITICAL,
+                    "researcher",
+                    act.researcher,
+                    f"one export of {share:.1%} of the cohort ({act.rows:,} participants x "
+                    f"{act.fields} fields) without a committee exception",
+                    block=True,
+                    related=(("application", act.application),),
+                )
+            )
         return alerts
 
     # -- 2-5. after an activity -------------------------------------------------------------------------
@@ -160,9 +255,32 @@ class Monitor:
             size_alerts = memo[1] if memo is not None and memo[0] is act else self._size(act, r)
             self._size_memo = None
             alerts += [a for a in size_alerts if a.severity != CRITICAL]  # critical: blocked in precheck
-            if act.participants is not None:
-                alerts += self._growth(act)
-                alerts += self._coordinated(act)
+            if act.participants is not None or act.encoded:
+                app = self.applications[act.application]
+                if not app.institution:
+                    app.institution = act.institution
+                elif app.institution != act.institution:
+                    app.one_institution = False
+                # While an application exports under one institution, its coverage is part of the
+                # institution's, so a set with nothing new to the application is nothing new to the
+                # institution either: the coordinated-pull check has nothing to compare.
+                if app.one_institution and act.participants is None and act.encoded in app.seen:
+                    # a re-pull of a set the application already exported: the bitmap is not even decoded
+                    alerts += self._grew(act, app, 0.0)
+                    self._expire(act.institution, self.institutions[act.institution], act.at)
+                else:
+                    if act.participants is None:
+                        act.participants = decode_participants(act.encoded)
+                    grew, new = self._growth(act)
+                    alerts += grew
+                    if new or not app.one_institution:
+                        alerts += self._coordinated(act)
+                    else:
+                        self._expire(act.institution, self.institutions[act.institution], act.at)
+                    if act.encoded:
+                        app.seen.append(act.encoded)
+                        if len(app.seen) > SEEN_TEXTS:
+                            del app.seen[0]
             self._learn(act, r)
         for a in alerts:
             self._add_risk(a)
@@ -190,41 +308,97 @@ class Monitor:
         while r.denied and act.at - r.denied[0] > c.denied_window:
             r.denied.popleft()
         if len(r.denied) == c.denied_count:
-            return [Alert(act.at, "denied_burst", WARN, "researcher", act.researcher,
-                          f"{len(r.denied)} denied requests within {c.denied_window}")]
+            return [
+                Alert(
+                    act.at,
+                    "denied_burst",
+                    WARN,
+                    "researcher",
+                    act.researcher,
+                    f"{len(r.denied)} denied requests within {c.denied_window}",
+                )
+            ]
         return []
 
     def _context(self, act: Activity, r: _Actor) -> list[Alert]:
         c = self.config
         out: list[Alert] = []
-        n_hist = int(r.hours.sum())
+        n_hist = r.n_hours
         if n_hist >= c.min_history:
             hour_share = r.hours[act.at.hour] / n_hist
             if act.at.hour in c.night_hours and hour_share < 0.02:
-                out.append(Alert(act.at, "unusual_hour", INFO, "researcher", act.researcher,
-                                 f"activity at {act.at:%H:%M}, an hour this researcher has used "
-                                 f"{hour_share:.0%} of the time"))
+                out.append(
+                    Alert(
+                        act.at,
+                        "unusual_hour",
+                        INFO,
+                        "researcher",
+                        act.researcher,
+                        f"activity at {act.at:%H:%M}, an hour this researcher has used {hour_share:.0%} of the time",
+                    )
+                )
             if act.network and r.networks and act.network not in r.networks:
-                out.append(Alert(act.at, "new_network", INFO, "researcher", act.researcher,
-                                 f"first activity from network {act.network}"))
+                out.append(
+                    Alert(
+                        act.at,
+                        "new_network",
+                        INFO,
+                        "researcher",
+                        act.researcher,
+                        f"first activity from network {act.network}",
+                    )
+                )
             if act.client and r.clients and act.client not in r.clients:
-                out.append(Alert(act.at, "new_client", INFO, "researcher", act.researcher,
-                                 f"first activity from client {act.client}"))
+                out.append(
+                    Alert(
+                        act.at,
+                        "new_client",
+                        INFO,
+                        "researcher",
+                        act.researcher,
+                        f"first activity from client {act.client}",
+                    )
+                )
         if r.last_at is not None and act.at - r.last_at >= c.dormant:
-            out.append(Alert(act.at, "dormant_wakes", WARN, "researcher", act.researcher,
-                             f"first activity after {(act.at - r.last_at).days} days"))
+            out.append(
+                Alert(
+                    act.at,
+                    "dormant_wakes",
+                    WARN,
+                    "researcher",
+                    act.researcher,
+                    f"first activity after {(act.at - r.last_at).days} days",
+                )
+            )
         r.recent.append(act.at)
         while r.recent and act.at - r.recent[0] > c.burst_window:
             r.recent.popleft()
         if len(r.recent) == c.burst_count:
-            out.append(Alert(act.at, "request_burst", WARN, "researcher", act.researcher,
-                             f"{len(r.recent)} exports within {c.burst_window}"))
+            out.append(
+                Alert(
+                    act.at,
+                    "request_burst",
+                    WARN,
+                    "researcher",
+                    act.researcher,
+                    f"{len(r.recent)} exports within {c.burst_window}",
+                )
+            )
         if act.app_expires is not None and timedelta(0) <= act.app_expires - act.at <= c.near_expiry:
             share = act.rows / c.cohort_size
             if share >= c.bulk_share / 4:
-                out.append(Alert(act.at, "pull_near_expiry", WARN, "application", act.application,
-                                 f"{share:.1%} of the cohort pulled {(act.app_expires - act.at).days} days "
-                                 "before the application expires", related=(("researcher", act.researcher),)))
+                out.append(
+                    Alert(
+                        act.at,
+                        "pull_near_expiry",
+                        WARN,
+                        "application",
+                        act.application,
+                        f"{share:.1%} of the cohort pulled {(act.app_expires - act.at).days} days "
+                        "before the application expires",
+                        related=(("researcher", act.researcher),),
+                    )
+                )
         return out
 
     def _size(self, act: Activity, r: _Actor) -> list[Alert]:
@@ -232,12 +406,16 @@ class Monitor:
         x = math.log1p(act.cells)
         app = self.applications[act.application]
         shift = 0.0
+        window = None
         if len(r.log_cells) >= c.min_history:
-            med, mad = _robust(r.log_cells[-200:])
-            basis = "own history"
+            window, basis = r.log_cells, "own history"
         elif len(app.log_cells) >= c.min_history:  # a new account: its application's colleagues are its peers
-            med, mad = _robust(app.log_cells[-200:])
-            basis = "application's researchers"
+            window, basis = app.log_cells, "application's researchers"
+        if window is not None:
+            # z <= (x - median) / mad_floor: when that is under the bar, so is z whatever the MAD (skipped)
+            if c.mad_floor > 0 < c.z_warn and (x - _median(window.order)) / c.mad_floor < c.z_warn:
+                return []
+            med, mad = window.robust()
         else:  # a new account in a new application: the whole platform, with a stricter bar
             if len(self._peer_log_cells) < 50:
                 return []
@@ -249,36 +427,65 @@ class Monitor:
         if z < c.z_warn:
             return []
         severity = CRITICAL if z >= c.z_critical else WARN
-        return [Alert(act.at, "export_size", severity, "researcher", act.researcher,
-                      f"export of {act.cells:,} cells is {z:.1f} robust SDs above the {basis}")]
+        return [
+            Alert(
+                act.at,
+                "export_size",
+                severity,
+                "researcher",
+                act.researcher,
+                f"export of {act.cells:,} cells is {z:.1f} robust SDs above the {basis}",
+            )
+        ]
 
-    def _growth(self, act: Activity) -> list[Alert]:
-        c = self.config
+    def _growth(self, act: Activity) -> tuple[list[Alert], int]:
+        """The EWMA of the share of new participants; also how many were new to the application."""
         app = self.applications[act.application]
         assert act.participants is not None
         size = len(act.participants)
         new = size - act.participants.intersection_cardinality(app.coverage)
-        fraction = new / max(size, 1)
+        if new:
+            app.coverage |= act.participants
+        return self._grew(act, app, new / max(size, 1)), new
+
+    def _grew(self, act: Activity, app: _Application, fraction: float) -> list[Alert]:
+        c = self.config
         if app.exports >= 1:  # the first pull is all new by definition
             app.ewma = fraction if app.ewma is None else c.ewma_lambda * fraction + (1 - c.ewma_lambda) * app.ewma
-        app.coverage |= act.participants
         app.exports += 1
         share = len(app.coverage) / c.cohort_size
-        if (app.ewma is not None and app.ewma >= c.ewma_alarm and app.exports >= c.ewma_min_exports
-                and share >= c.ewma_min_share):
+        if (
+            app.ewma is not None
+            and app.ewma >= c.ewma_alarm
+            and app.exports >= c.ewma_min_exports
+            and share >= c.ewma_min_share
+        ):
             app.ewma = None  # re-arm
-            return [Alert(act.at, "steady_coverage_growth", CRITICAL, "application", act.application,
-                          f"export after export brings new participants: the application now holds "
-                          f"{share:.1%} of the cohort",
-                          related=(("researcher", act.researcher), ("institution", act.institution)))]
+            return [
+                Alert(
+                    act.at,
+                    "steady_coverage_growth",
+                    CRITICAL,
+                    "application",
+                    act.application,
+                    f"export after export brings new participants: the application now holds {share:.1%} of the cohort",
+                    related=(("researcher", act.researcher), ("institution", act.institution)),
+                )
+            ]
         return []
 
     def _coordinated(self, act: Activity) -> list[Alert]:
         c = self.config
         assert act.participants is not None
         inst = self.institutions[act.institution]
-        new = act.participants - inst.coverage
-        inst.coverage |= act.participants
+        p = act.participants
+        if len(p) / c.cohort_size < c.coord_min_new_share:  # too small to add enough new participants
+            inst.coverage |= p
+            self._expire(act.institution, inst, act.at)
+            return []
+        new = p - inst.coverage
+        if new:
+            inst.coverage |= new
         self._expire(act.institution, inst, act.at)
         if len(new) / c.cohort_size < c.coord_min_new_share:
             return []
@@ -302,10 +509,19 @@ class Monitor:
                 union |= theirs
         if len(group) >= 2 and len(union) / n >= c.coord_union_share:
             names = ", ".join(sorted(group))
-            return [Alert(act.at, "coordinated_disjoint_pulls", CRITICAL, "institution", g,
-                          f"institutions {names} pulled near-disjoint slices covering {len(union) / n:.1%} "
-                          f"of the cohort within {c.coord_window.days} days",
-                          related=tuple(("institution", o) for o in sorted(group) if o != g)) for g in sorted(group)]
+            return [
+                Alert(
+                    act.at,
+                    "coordinated_disjoint_pulls",
+                    CRITICAL,
+                    "institution",
+                    g,
+                    f"institutions {names} pulled near-disjoint slices covering {len(union) / n:.1%} "
+                    f"of the cohort within {c.coord_window.days} days",
+                    related=tuple(("institution", o) for o in sorted(group) if o != g),
+                )
+                for g in sorted(group)
+            ]
         return []
 
     def _expire(self, name: str, inst: _Institution, at: datetime) -> bool:
@@ -327,12 +543,7 @@ class Monitor:
     def _learn(self, act: Activity, r: _Actor) -> None:
         x = math.log1p(act.cells)
         r.log_cells.append(x)
-        if len(r.log_cells) > 1000:
-            del r.log_cells[:500]
-        app = self.applications[act.application]
-        app.log_cells.append(x)
-        if len(app.log_cells) > 1000:
-            del app.log_cells[:500]
+        self.applications[act.application].log_cells.append(x)
         self._peer_log_cells.append(x)
         if len(self._peer_log_cells) > 4000:
             del self._peer_log_cells[:2000]
@@ -340,6 +551,7 @@ class Monitor:
         if self._peer_seen % 500 == 0:
             self._peer_stats = None
         r.hours[act.at.hour] += 1
+        r.n_hours += 1
         if act.network:
             r.networks.add(act.network)
         if act.client:

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from biowarden.monitor.activity import DENIED_KIND, EXPORT_KIND, from_event
+from biowarden.monitor.activity import DENIED_KIND, EXPORT_KIND, from_entries
 from biowarden.monitor.detectors import Monitor, MonitorConfig
 from biowarden.monitor.incidents import (
     DISABLE,
@@ -392,8 +392,8 @@ class MonitorService:
         monitor = Monitor(self.config or MonitorConfig(cohort_size=cohort_size))
         kinds = {EXPORT_KIND, DENIED_KIND}
         warm = 0
-        for e in ledger.entries(0, min(cursor, size)):  # learning only: these were filed by an earlier scan
-            act = from_event(e.kind, e.at, e.payload, e.decision) if e.kind in kinds else None
+        learned = (e for e in ledger.entries(0, min(cursor, size)) if e.kind in kinds)
+        for act in from_entries(learned):  # learning only: these were filed by an earlier scan
             if act is not None:
                 monitor.observe(act)
                 warm += 1
