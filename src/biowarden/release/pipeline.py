@@ -462,7 +462,7 @@ def create_release(
     from biowarden.store.release_tables import ReleaseRow
     from biowarden.trace import pseudonym as pseudo
     from biowarden.trace.code import PURPOSE_CELL, PURPOSE_SYMBOL
-    from biowarden.trace.embed import MarkingPolicy, mark_release
+    from biowarden.trace.protect import TraceOptions, protect_release
     from biowarden.trace.releases import participant_digest
 
     home = Path(home)
@@ -617,9 +617,12 @@ def create_release(
         raise deny(d.reason, d.detail, d.suggestion) from None
     table = gate.table
 
-    # 5. fingerprint (on master eids), then the pseudonym replaces the eid; rows in pseudonym order
-    marking = MarkingPolicy.from_dictionary(dictionary, columns, schema=table.schema)
-    table, report = mark_release(table, marking, app_no, keyring)
+    # 5. fingerprint (on master eids; which cells carry marks is decided on the released values, never on
+    # the QIs the gate generalised), then the pseudonym replaces the eid; rows in pseudonym order
+    protection = protect_release(
+        table, dictionary, app_no, keyring, generalised=gate.qis, options=TraceOptions.load(home)
+    )
+    table, marking = protection.table, protection.policy
     ids = pseudo.pseudonymise(table.column(PARTICIPANT_COLUMN).to_numpy(), app_no, keyring)
     table = table.drop_columns([PARTICIPANT_COLUMN]).add_column(0, PSEUDONYM_COLUMN, pa.array(ids, pa.int64()))
     table = table.take(pa.array(np.argsort(ids, kind="stable")))
@@ -654,7 +657,7 @@ def create_release(
         file_sha256=sha,
         file_bytes=nbytes,
         pseudonym_column=PSEUDONYM_COLUMN,
-        marks=_jsonable(report.to_dict()),
+        marks=_jsonable(protection.summary()),
         egress={},
         request_digest=request_digest,
         policy_ledger_index=decision.ledger_index,

@@ -24,6 +24,7 @@ from biowarden.keys import KeyRing
 
 CANARY_EID_BASE = 8_300_000
 POOL_SIZE = 16
+MAX_POOL_SIZE = 1024  # reserved eids CANARY_EID_BASE .. CANARY_EID_BASE + 1023 (below the pseudonyms' 2^23)
 ASSIGN_PROBABILITY = 0.5
 PURPOSE_ASSIGN = "trace/v1/canary/assign/"
 PURPOSE_DONOR = "trace/v1/canary/donor"

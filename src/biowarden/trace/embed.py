@@ -42,9 +42,41 @@ _MARKABLE_TYPES = ("Integer", "Continuous", "Date")
 MIN_SD_UNITS = 10.0  # +-1 unit on half the cells then adds at most 0.5% to a column's variance
 
 
-def _sd_units(arr: pa.ChunkedArray, precision: int) -> float:
+def _present_values(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
     v = np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    v = v[np.isfinite(v)]
+    if arr.null_count:
+        v = v[np.asarray(arr.is_valid())]
+    return v[np.isfinite(v)]
+
+
+def grid_problem(arr: pa.ChunkedArray | pa.Array, precision: int) -> str | None:
+    """Why a column's values, as they are, cannot carry marks at ``precision`` decimals (None if they can).
+
+    A mark moves a value by one unit of the recorded precision, so the values must actually be recorded at
+    that precision: values with more digits (a moved value would be the only one on the grid) or values on a
+    coarser grid (bands, intervals, rounded to tens: a moved value would be the only one off it) would show
+    which cells carry marks.
+    """
+    v = _present_values(arr)
+    if v.size == 0:
+        return None
+    u = v * 10.0**precision
+    k = np.rint(u)
+    if float(np.max(np.abs(u - k))) > 1e-6 or float(np.max(np.abs(k))) >= 2.0**53:
+        return f"values have more digits than the recorded precision ({precision} decimals)"
+    k = k.astype(np.int64)
+    g = int(np.gcd.reduce(k[:4096]))
+    if g != 1:
+        g = int(np.gcd.reduce(k))
+    if g == 0:
+        return "every value is zero"
+    if g > 1:
+        return f"released coarser than its recorded precision (every value a multiple of {g} units)"
+    return None
+
+
+def _sd_units(arr: pa.ChunkedArray, precision: int) -> float:
+    v = _present_values(arr)
     return float(v.std() * 10.0**precision) if v.size > 1 else float("inf")
 
 
@@ -120,8 +152,11 @@ class MarkingPolicy:
         integer/floating/date columns; without it, dictionary value types do. With ``data`` (the master
         cohort or the release), a column whose standard deviation is under ``min_sd_units`` units of its
         recorded precision is not marked (a one-unit move would visibly change its variance: sleep duration
-        in whole hours). Tracing decides with the master; a release that decided otherwise near the line
-        only loses evidence (an unmarked column reads as noise), never soundness.
+        in whole hours), nor a column whose values are not recorded at the dictionary's precision (more
+        digits, or a coarser grid such as bands or values rounded to tens: :func:`grid_problem`). The
+        release pipeline decides on the released (generalised) data; tracing decides with the master; a
+        release that decided otherwise only loses evidence (an unmarked column reads as noise), never
+        soundness.
         """
         if schema is None and data is not None:
             schema = data.schema
@@ -160,6 +195,10 @@ class MarkingPolicy:
                 policy.skipped[col] = "no recorded precision"
                 continue
             if data is not None and col in data.schema.names and kind != KIND_DATE:
+                why = grid_problem(data.column(col), int(precision))
+                if why is not None:
+                    policy.skipped[col] = why
+                    continue
                 sd = _sd_units(data.column(col), int(precision))
                 if sd < min_sd_units:
                     policy.skipped[col] = f"too coarse to mark (SD {sd:.1f} units of its precision)"
