@@ -203,7 +203,7 @@ class Lattice:
         criteria: Criteria,
         suppression: float,
         sensitive: SensitiveData | None = None,
-        cache_bytes: int = 256 << 20,
+        cache_bytes: int = 128 << 20,
     ) -> None:
         missing = [q for q in hist.qis if q not in hierarchies]
         if missing:
@@ -223,7 +223,7 @@ class Lattice:
         self.nlabels: list[list[int]] = []
         for i, h in enumerate(self.hier):
             rows = h.encode(hist.dictionaries[i])[hist.codes[:, i]]
-            self.gen.append([h.codes[lv][rows].astype(np.int64) for lv in range(h.height)])
+            self.gen.append([h.codes[lv][rows].astype(np.int32) for lv in range(h.height)])
             self.share.append([h.leaves[lv] / h.domain_size for lv in range(h.height)])
             self.nlabels.append([len(h.labels[lv]) for lv in range(h.height)])
         # generalisation-only loss per (QI, level): the lower bound's ingredients
@@ -244,7 +244,7 @@ class Lattice:
             maps: dict[tuple[int, int], np.ndarray | None] = {}
             for a in range(h.height):
                 for b in range(a + 1, h.height):
-                    parent = np.zeros(len(h.labels[a]), dtype=np.int64)
+                    parent = np.zeros(len(h.labels[a]), dtype=np.int32)
                     parent[h.codes[a]] = h.codes[b]
                     maps[a, b] = parent if np.array_equal(parent[h.codes[a]], h.codes[b]) else None
             self.up.append(maps)
@@ -256,7 +256,8 @@ class Lattice:
 
     # ------------------------------------------------------------------ nodes
     def nodes(self) -> np.ndarray:
-        return np.array(list(itertools.product(*(range(h) for h in self.heights))), dtype=np.int64).reshape(-1, self.q)
+        """Every transformation, in ``itertools.product`` (C) order over the hierarchies' heights."""
+        return np.indices(self.heights, dtype=np.int64).reshape(self.q, -1).T.copy()
 
     def bounds(self, nodes: np.ndarray, metric: str) -> np.ndarray:
         idx = np.arange(self.q)
@@ -413,10 +414,14 @@ class _GroupCache:
     def below(self, levels: tuple[int, ...]):
         """Cached nodes at or below ``levels`` (finer or equal in every QI), fewest classes first."""
         k = len(self.keys)
-        ok = np.flatnonzero(np.all(self.levels[:k] <= np.asarray(levels), axis=1))
-        for j in ok[np.argsort(self.classes[ok], kind="stable")]:
-            key = self.keys[j]
-            yield key, self.entries[key]
+        ok = np.flatnonzero((self.levels[:k] <= np.asarray(levels)).all(axis=1))
+        if not len(ok):
+            return
+        first = int(ok[np.argmin(self.classes[ok])])
+        yield self.keys[first], self.entries[self.keys[first]]
+        rest = ok[ok != first]  # only needed when the first cannot be used (a hierarchy that is not a tree)
+        for j in rest[np.argsort(self.classes[rest], kind="stable")]:
+            yield self.keys[j], self.entries[self.keys[j]]
 
     def put(self, levels: tuple[int, ...], g: _Groups) -> None:
         if levels in self.entries:
@@ -465,15 +470,15 @@ def _regroup(
         codes, inverse = np.unique(mat, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
         sizes = np.bincount(inverse, weights=weights, minlength=len(codes))
-        return np.ascontiguousarray(codes.T, dtype=np.int64), np.rint(sizes).astype(np.int64), inverse
+        return np.ascontiguousarray(codes.T, dtype=np.int32), np.rint(sizes).astype(np.int64), inverse
     key = np.array(cols[0], dtype=np.int64, copy=True)
     for col, r in zip(cols[1:], radices[1:], strict=True):
         key *= max(int(r), 1)
         key += col
-    if space <= max(4 * m, 1 << 16):
+    if space <= 4 * m:
         dense = np.bincount(key, weights=weights, minlength=space)
         uniq = np.flatnonzero(dense)
-        remap = np.empty(space, dtype=np.int64)
+        remap = np.empty(space, dtype=np.int32)
         remap[uniq] = np.arange(len(uniq))
         inverse = remap[key]
         sizes = dense[uniq]
@@ -481,11 +486,11 @@ def _regroup(
         uniq, inverse = np.unique(key, return_inverse=True)
         inverse = inverse.reshape(-1)
         sizes = np.bincount(inverse, weights=weights, minlength=len(uniq))
-    codes = np.empty((q, len(uniq)), dtype=np.int64)
+    codes = np.empty((q, len(uniq)), dtype=np.int32)  # label counts are far below 2**31
     rest = uniq.astype(np.int64, copy=True)
     for i in range(q - 1, 0, -1):
         r = max(int(radices[i]), 1)
-        np.remainder(rest, r, out=codes[i])
+        codes[i] = rest % r
         rest //= r
     codes[0] = rest
     return codes, np.rint(sizes).astype(np.int64), inverse
