@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import random
+import threading
 
 import pytest
 import sqlalchemy as sa
@@ -139,7 +140,9 @@ def test_ranges_and_workers_agree_on_a_sound_ledger(db, ledger):
     assert ref.ok and ref.entries == 65 and ref.checkpoints == 3
     _same(ref, ranged)
     _same(ref, forked)
-    assert forked.workers == 2  # the test process runs no other thread: the workers fork
+    # workers fork only from a process that runs no other thread; earlier tests in the same run (Spark,
+    # the API's test client) may have left threads, and then verify must fall back to one process
+    assert forked.workers == (2 if threading.active_count() == 1 else 1)
 
 
 @pytest.mark.parametrize(
