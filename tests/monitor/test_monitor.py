@@ -202,3 +202,43 @@ def test_replay_from_ledger_text_gives_the_alerts_of_the_direct_path():
     result = replay(entries, Monitor(MonitorConfig(cohort_size=cfg.cohort_size)), IncidentBook())
     assert [(a.detector, a.target, a.detail) for a in result.alerts] == seen
     assert result.activities == len(acts) + 1 and len(seen) > 10
+
+
+def test_the_coordinated_bound_holds_for_the_exact_hypergeometric_tail():
+    """exp(-exponent) bounds P(X <= x) for X ~ Hypergeometric(N, K, n): the per-pair false-alarm level."""
+    from math import comb, exp
+
+    from biowarden.monitor.detectors import _lower_tail_exponent
+
+    for n_all, k, n in ((400, 40, 50), (2000, 300, 200), (3000, 150, 900), (1000, 500, 500)):
+        mu = n * k / n_all
+        total = comb(n_all, n)
+        cdf = 0
+        for x in range(0, int(mu)):
+            cdf += comb(k, x) * comb(n_all - k, n - x)
+            assert cdf / total <= exp(-_lower_tail_exponent(x, mu)) * (1 + 1e-12), (n_all, k, n, x)
+
+
+def test_coordinated_pulls_are_caught_early_at_any_cohort_size_and_independent_pulls_are_not():
+    from biowarden.monitor.simulate import run as drive
+
+    for n in (20_000, 100_000):
+        cfg = SimConfig(cohort_size=n)
+        acts = sorted(attack("coordinated_three_institutions", cfg, T0, np.random.default_rng(5)), key=lambda a: a.at)
+        book = IncidentBook()
+        res = drive(acts, Monitor(MonitorConfig(cohort_size=n)), book)
+        flagged = {i.target for i in book.incidents if i.alerts[0].detector == "coordinated_disjoint_pulls"}
+        assert flagged == {"Northbridge Institute", "Eastgate University", "Westmoor Institute"}, n
+        assert res.attacks["coordinated_three_institutions"].share_left < 0.10, n
+    # independent pulls of the same sizes, at institutions that also took 5% slices a day: never flagged
+    rng = np.random.default_rng(8)
+    for n in (20_000, 100_000, 500_000):
+        m = Monitor(MonitorConfig(cohort_size=n))
+        found = []
+        for day in range(10):
+            for j in range(4):
+                eids = rng.choice(n, n // 20, replace=False)
+                found += m.observe(
+                    _export(T0 + timedelta(days=day, hours=j), who=f"r{j}", app=f"A{j}", inst=f"I{j}", eids=eids)
+                )
+        assert not [a for a in found if a.detector == "coordinated_disjoint_pulls"], n

@@ -7,8 +7,9 @@
 3. An EWMA of the fraction of NEW participants in each export of an application: ordinary projects re-pull
    their study population, so after the first pulls almost nothing is new; slow, steady pulls (salami
    slicing) bring new participants export after export and the average stays near one.
-4. Coordinated pulls: institutions whose recent exports overlap far less than independent draws would
-   (observed intersection << |A||B|/N) and whose union covers much of the cohort: the April 2026 pattern.
+4. Coordinated pulls: institutions whose recent new pulls overlap far less than independent draws would
+   (observed intersection << |A||B|/N, by a Chernoff bound at a set false-alarm level) and whose union
+   covers much of the cohort: the April 2026 pattern.
 5. Context: unusual hour for the actor, a new network or client, a dormant account waking, bursts of
    requests or of denied requests, activity near expiry, approaching a quota.
 
@@ -46,8 +47,9 @@ class MonitorConfig:
     ewma_min_share: float = 0.01  # ...once the application holds at least 1% of the cohort
     coord_window: timedelta = timedelta(days=7)
     coord_min_new_share: float = 0.002  # only exports adding >= 0.2% new participants are compared
-    coord_overlap_ratio: float = 0.2  # observed overlap below 20% of the independent expectation
-    coord_min_expected: float = 25.0
+    # two institutions' new pulls in the window overlap improbably little for independent draws: the
+    # Chernoff bound on the lower tail of their overlap is at most this (per pair compared; see _coordinated)
+    coord_alpha: float = 1e-6
     coord_union_share: float = 0.05  # alarm when the disjoint group's union reaches 5% of the cohort
     night_hours: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
     dormant: timedelta = timedelta(days=90)
@@ -107,6 +109,12 @@ def _robust_sorted(s: list[float]) -> tuple[float, float]:
     else:
         mad = (_kth_deviation(s, split, med, mid - 1) + _kth_deviation(s, split, med, mid)) / 2.0
     return med, mad * 1.4826
+
+
+def _lower_tail_exponent(x: int, mu: float) -> float:
+    """-ln of the Chernoff bound on P(X <= x) for a sum of independent (or hypergeometric) indicators with
+    mean mu > x: mu - x + x ln(x / mu)."""
+    return mu - x + (x * math.log(x / mu) if x else 0.0)
 
 
 class _Window:
@@ -496,15 +504,22 @@ class Monitor:
         group = [act.institution]
         union = mine.copy()
         n = c.cohort_size
+        # Under independence, the overlap X of A's and B's new pulls (|A| and |B| participants of N) is
+        # hypergeometric with mean mu = |A||B|/N, and (Chernoff's multiplicative bound, which Hoeffding 1963
+        # extends to sampling without replacement) P(X <= x) <= exp(-(mu - x + x ln(x/mu))) for x < mu.
+        # A pair is flagged when that bound is at most coord_alpha: a false-alarm probability per pair
+        # compared, whatever the cohort's size. Since the bound is never below exp(-mu), pairs with
+        # mu < ln(1/alpha) cannot be flagged and are skipped without counting the overlap.
+        need = -math.log(c.coord_alpha)
         for name, other in list(self._pulling.items()):
             if name == act.institution or not self._expire(name, other, act.at):
                 continue
             theirs = self._new_union(other)
-            expected = len(mine) * len(other.coverage) / n
-            if expected < c.coord_min_expected:
+            expected = len(mine) * len(theirs) / n
+            if expected < need:
                 continue
-            observed = mine.intersection_cardinality(other.coverage)
-            if observed <= c.coord_overlap_ratio * expected:
+            observed = mine.intersection_cardinality(theirs)
+            if observed < expected and _lower_tail_exponent(observed, expected) >= need:
                 group.append(name)
                 union |= theirs
         if len(group) >= 2 and len(union) / n >= c.coord_union_share:
