@@ -35,6 +35,13 @@ def _qis(table: Any, qi: str | None, dictionary: Path | None) -> tuple[list[str]
     return qis, dic
 
 
+class _Columns:
+    """The column names of a file whose rows are not read."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.column_names = names
+
+
 def _read(data: Path) -> Any:
     from biowarden.privacy.data import DataError, read_table
 
@@ -88,23 +95,43 @@ def risk(
     explain_n: int = typer.Option(0, "--explain", help="explain this many sample-unique records"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Measure the re-identification risk of DATA over its quasi-identifiers."""
-    table = _read(data)
-    qis, _ = _qis(table, qi, dictionary)
-    from biowarden.privacy.data import histogram_from_table
+    """Measure the re-identification risk of DATA over its quasi-identifiers.
+
+    A Parquet file is summarised by the engine (only the QI columns are read, grouped in DuckDB); with
+    --sensitive, or for delimited text, the table is read and summarised in memory.
+    """
+    from biowarden.privacy.data import DataError, engine_histogram, histogram_from_table, is_parquet
     from biowarden.privacy.diversity import SensitiveData, measure_diversity
     from biowarden.privacy.explain import explain
     from biowarden.privacy.risk import measure_risk
 
     if not 0 < threshold <= 1:
         fail("--threshold must be in (0, 1]")
-    hist = histogram_from_table(table, qis)
+    if not data.is_file():
+        fail(f"data file {data} does not exist")
+    table = None
+    if sensitive is None and is_parquet(data):
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(data).names
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            fail(f"cannot read Parquet file {data}: {e}")
+        qis, _ = _qis(_Columns(names), qi, dictionary)
+        try:
+            hist = engine_histogram(data, qis)
+        except DataError as e:
+            fail(str(e))
+    else:
+        table = _read(data)
+        qis, _ = _qis(table, qi, dictionary)
+        hist = histogram_from_table(table, qis)
     if population is not None and population < hist.n:
         fail(f"--population {population:,.0f} is smaller than the data ({hist.n:,} records)")
     report = measure_risk(hist, population=population, threshold=threshold)
     payload = report.to_dict()
     div = None
-    if sensitive is not None:
+    if sensitive is not None and table is not None:
         if sensitive not in table.column_names:
             fail(f"unknown sensitive column {sensitive!r}")
         sens = SensitiveData.from_column(table.column(sensitive), hist.row_class, hist.num_classes, sensitive)

@@ -167,6 +167,12 @@ def encode_column(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[
     The column is encoded in its own type and only the distinct values are rendered as strings (values
     that render alike, such as a null and a NaN, share one code).
     """
+    codes, labels, _ = _encode(column)
+    return codes, labels
+
+
+def _encode(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str], bool]:
+    """(codes, labels, whether distinct values were merged because they render alike)."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
@@ -174,10 +180,10 @@ def encode_column(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[
     labels = as_strings(enc.dictionary).to_pylist()
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     if len(set(labels)) == len(labels):
-        return codes, labels
+        return codes, labels, False
     distinct: dict[str, int] = {}
     remap = np.array([distinct.setdefault(v, len(distinct)) for v in labels], dtype=np.int64)
-    return remap[codes], list(distinct)
+    return remap[codes], list(distinct), True
 
 
 def histogram_from_table(table: pa.Table, qis: Sequence[str]) -> Histogram:
@@ -193,16 +199,52 @@ def histogram_from_table(table: pa.Table, qis: Sequence[str]) -> Histogram:
     return Histogram(qis, dicts, codes, counts, inverse)
 
 
-def histogram_from_counts(summary: pa.Table, qis: Sequence[str], count_column: str = "count") -> Histogram:
-    """A histogram from an engine summary table (one row per combination plus a count column)."""
+def histogram_from_counts(
+    summary: pa.Table, qis: Sequence[str], count_column: str = "count", distinct: bool = False
+) -> Histogram:
+    """A histogram from a summary table (one row per combination plus a count column).
+
+    With ``distinct`` the rows are known to be distinct combinations (as the engine's group-by gives), so
+    they are regrouped only where two values render as the same string.
+    """
     qis = list(qis)
     check_columns(summary, [*qis, count_column], "summary")
-    cols, dicts = [], []
+    cols, dicts, merged = [], [], False
     for q in qis:
-        codes, dictionary = encode_column(summary.column(q))
+        codes, dictionary, m = _encode(summary.column(q))
         cols.append(codes)
         dicts.append(dictionary)
-    weights = summary.column(count_column).to_numpy().astype(np.int64)
+        merged |= m
+    weights = summary.column(count_column).to_numpy(zero_copy_only=False).astype(np.int64)
+    if distinct and not merged:
+        mat = np.stack(cols, axis=1) if cols else np.zeros((len(weights), 0), np.int64)
+        return Histogram(qis, dicts, mat, weights, None)
     codes, _, inverse = _group_codes(cols, [len(d) for d in dicts])
     counts = np.bincount(inverse, weights=weights, minlength=len(codes)).astype(np.int64)
     return Histogram(qis, dicts, codes, counts, None)
+
+
+ENGINE_COUNT_COLUMN = "n"  # biowarden.engine.histogram's count column
+
+
+def histogram_from_engine(summary: pa.Table, qis: Sequence[str]) -> Histogram:
+    """The histogram from ``biowarden.engine.histogram``'s result (the QI columns and their count ``n``)."""
+    return histogram_from_counts(summary, qis, ENGINE_COUNT_COLUMN, distinct=True)
+
+
+def engine_histogram(source: str | Path | pa.Table, qis: Sequence[str], engine: str = "duckdb") -> Histogram:
+    """The histogram computed once in the data plane: the engine (DuckDB, or Spark at scale) groups a
+    Parquet file or table by the QIs, reading only those columns; per-record results are not available."""
+    from biowarden.engine import EngineError, histogram
+
+    try:
+        summary = histogram(source, list(qis), engine)
+    except EngineError as e:
+        raise DataError(str(e)) from e
+    return histogram_from_engine(summary, qis)
+
+
+def is_parquet(path: str | Path) -> bool:
+    """True when the file starts with Parquet's magic bytes."""
+    with Path(path).open("rb") as f:
+        return f.read(4) == b"PAR1"
