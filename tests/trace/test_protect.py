@@ -133,3 +133,55 @@ def test_pipeline_leaves_coarse_measures_and_generalised_qis_unmarked(db, reg, k
         released = np.asarray(out.column(col).to_numpy(zero_copy_only=False))
         same = np.array_equal(np.nan_to_num(master, nan=-1), np.nan_to_num(released, nan=-1))
         assert same != changed, col
+
+
+def test_pipeline_with_canaries_and_tracing_them(db, reg, keyring, cohort_file, policy, tmp_path):  # noqa: F811
+    from biowarden.monitor.detectors import MonitorConfig
+    from biowarden.release import PSEUDONYM_COLUMN, StoreCatalog, create_release
+    from biowarden.trace import attacks, canary
+    from biowarden.trace.accuse import trace_table
+    from biowarden.trace.pseudonym import identify
+
+    (tmp_path / "trace.json").write_text(json.dumps({"canaries": True}))
+    master = pq.read_table(cohort_file[0])
+    eids = master.column("eid").to_numpy()
+    made = {}
+    for app, part in (("A-0017", eids[:1400]), ("A-0020", eids[1400:2800])):
+        made[app] = create_release(
+            db,
+            keyring,
+            tmp_path,
+            application_id=app,
+            out_path=tmp_path / f"{app}.parquet",
+            cohort=cohort_file,
+            egress_policy=policy,
+            now=START,
+            participants=part,
+            monitor_config=MonitorConfig(cohort_size=3000, bulk_share=0.5),
+        )
+    m = made["A-0017"]
+    out = pq.read_table(tmp_path / "A-0017.parquet")
+    apps, ids, ok = identify(out.column(PSEUDONYM_COLUMN).to_numpy(), keyring)
+    is_c = canary.is_canary(ids)
+    assert ok.all() and set(apps.tolist()) == {m.application_no}
+    carried = int(is_c.sum())
+    assert m.marks["canaries"] == {"enabled": True, "pool": canary.POOL_SIZE, "carried": carried}
+    assert carried >= 3 and out.num_rows == 1400 + carried and m.rows == out.num_rows
+    assert set(ids[is_c].tolist()) <= set(canary.assigned(keyring, m.application_no).tolist())
+    # a canary's generalised QIs form a class real participants are in
+    real = set(zip(*(out.column(q).filter(pa.array(~is_c)).to_pylist() for q in m.quasi_identifiers), strict=True))
+    for combo in zip(*(out.column(q).filter(pa.array(is_c)).to_pylist() for q in m.quasi_identifiers), strict=True):
+        assert combo in real
+    # a bulk dump of that copy with the IDs stripped: the canaries it carried are found and all are its own
+    leak = attacks.strip_ids(out, [PSEUDONYM_COLUMN])
+    v = trace_table(leak, master, cohort_file[1], StoreCatalog(db), keyring, canary_pool=canary.POOL_SIZE)
+    assert "canary" in v.layers_applied and [a.application for a in v.accused] == ["A-0017"]
+    layer = v.accused[0].layers["canary"]
+    assert layer["received"] == layer["canaries_found"] >= carried - 1
+    assert layer["log10_p"] <= (carried - 1) * np.log10(0.5) + 1e-9
+    assert {c["canary"] + canary.CANARY_EID_BASE for c in v.accused[0].evidence["canaries"]} <= set(ids[is_c].tolist())
+    other = next(c for c in v.top_candidates if c["application"] == "A-0020")
+    assert other["log10_p_value"] > -6
+    # without the canary pool the tracer neither finds nor scores canaries
+    plain = trace_table(leak, master, cohort_file[1], StoreCatalog(db), keyring)
+    assert "canary" not in plain.layers_applied and [a.application for a in plain.accused] == ["A-0017"]

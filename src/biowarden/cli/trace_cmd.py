@@ -21,6 +21,8 @@ def trace(
     from biowarden.cohort import CohortError, load_cohort
     from biowarden.release import StoreCatalog
     from biowarden.trace.accuse import TraceError, trace_table
+    from biowarden.trace.canary import SEX_COLUMN
+    from biowarden.trace.protect import TraceOptions, TraceOptionsError, canary_pool_for_tracing
     from biowarden.trace.read import LeakReadError, read_leak
 
     if not file.is_file():
@@ -32,16 +34,23 @@ def trace(
     settings, db, keyring = open_store()
     try:
         parquet, dictionary = load_cohort(settings.home)
+        options = TraceOptions.load(settings.home)
         catalog = StoreCatalog(db)
         released = sorted({c for r in catalog.releases() for c in r.fields})
         names = pq.read_schema(parquet).names
-        # only columns that ever left can carry marks or link rows: read those (less memory at 500k)
-        master = pq.read_table(parquet, columns=["eid", *[c for c in released if c in names]])
-    except (CohortError, OSError) as exc:
+        # only columns that ever left can carry marks or link rows: read those (less memory at 500k); sex
+        # too when canaries are on (their donors are drawn by sex, as in the releases)
+        wanted = [c for c in released if c in names]
+        if options.canaries and SEX_COLUMN in names and SEX_COLUMN not in wanted:
+            wanted.append(SEX_COLUMN)
+        master = pq.read_table(parquet, columns=["eid", *wanted])
+    except (CohortError, OSError, TraceOptionsError) as exc:
         fail(str(exc))
     try:
         with console.status("tracing...") if not as_json else _Null():
-            verdict = trace_table(leak, master, dictionary, catalog, keyring, epsilon)
+            verdict = trace_table(
+                leak, master, dictionary, catalog, keyring, epsilon, canary_pool=canary_pool_for_tracing(options)
+            )
     except (TraceError, ValueError) as exc:
         fail(str(exc))
     if as_json:

@@ -617,10 +617,11 @@ def create_release(
         raise deny(d.reason, d.detail, d.suggestion) from None
     table = gate.table
 
-    # 5. fingerprint (on master eids; which cells carry marks is decided on the released values, never on
-    # the QIs the gate generalised), then the pseudonym replaces the eid; rows in pseudonym order
+    # 5. canaries if the custodian's trace options add them, and the fingerprint (on master eids; which cells
+    # carry marks is decided on the released values, never on the QIs the gate generalised), then the
+    # pseudonym replaces the eid; rows in pseudonym order
     protection = protect_release(
-        table, dictionary, app_no, keyring, generalised=gate.qis, options=TraceOptions.load(home)
+        table, dictionary, app_no, keyring, generalised=gate.qis, options=TraceOptions.load(home), master=parquet
     )
     table, marking = protection.table, protection.policy
     ids = pseudo.pseudonymise(table.column(PARTICIPANT_COLUMN).to_numpy(), app_no, keyring)

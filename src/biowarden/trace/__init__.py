@@ -8,6 +8,8 @@ ORM, so the data plane can run them per Arrow batch (DuckDB locally, Spark execu
 - :mod:`biowarden.trace.embed`: marking a release (``mark_release``, ``mark_batch``) and reading marks back.
 - :mod:`biowarden.trace.bounds`: rigorous tail bounds (exact Chernoff, Bennett, binomial).
 - :mod:`biowarden.trace.canary`: optional canary participants assigned to applications by a code.
+- :mod:`biowarden.trace.protect`: what the release pipeline calls (canaries, then marks decided on the
+  released values) and the custodian's trace options (``HOME/trace.json``).
 - :mod:`biowarden.trace.releases`: release records (evidence and candidate narrowing).
 - :mod:`biowarden.trace.accuse`: scoring, p-values and the verdict (``trace_table``, ``trace_file``).
 - :mod:`biowarden.trace.attacks`: an attack simulator that makes leaks from released copies.

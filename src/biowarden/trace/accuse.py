@@ -291,6 +291,10 @@ def _applications(releases: Sequence[ReleaseRecord]) -> dict[int, _App]:
     return apps
 
 
+def _pool(pool_size: int) -> np.ndarray:
+    return canary.pool(pool_size) if pool_size else np.zeros(0, dtype=np.int64)
+
+
 def _in_sorted(sorted_vals: np.ndarray, x: np.ndarray) -> np.ndarray:
     if sorted_vals.size == 0:
         return np.zeros(x.shape, dtype=bool)
@@ -442,11 +446,14 @@ def trace_table(
     eid_column: str = PARTICIPANT_COLUMN,
     max_evidence_cells: int = 20,
     max_cells: int = MAX_CELLS,
+    canary_pool: int = 0,
 ) -> TraceVerdict:
     """Trace a leaked table back to the applications whose copies it came from.
 
     ``mapping`` (leak column -> master column) and ``linked_eids`` (master eid per leak row, -1 unlinked)
     default to :func:`biowarden.trace.link.map_columns` / ``link_rows``; pass them to skip those steps.
+    ``canary_pool`` is the custodian's canary pool size when releases carry canaries (0: only the canaries
+    release records list); each application's canaries are then the ones the code assigns it.
     """
     if not 0.0 < epsilon < 1.0:
         raise TraceError("epsilon must lie in (0, 1)")
@@ -454,11 +461,19 @@ def trace_table(
     apps = _applications(recs)
     rows_read = leak.num_rows
     # canary participants join the master (for linking and for reading their marks)
-    canary_ids = sorted({int(e) for r in recs for e in r.canary_eids})
+    canary_ids = sorted({int(e) for r in recs for e in r.canary_eids} | set(_pool(canary_pool).tolist()))
     master_aug = master
     if canary_ids:
-        rows = canary.canary_rows(master, np.array(canary_ids), keyring, tuple(quasi_columns), eid_column)
+        rows = canary.canary_rows(master, np.array(canary_ids), keyring, tuple(quasi_columns), eid_column, dictionary)
         master_aug = pa.concat_tables([master, rows.cast(master.schema)])
+    # each application's canaries: those its releases list, and those the code assigns it
+    app_canaries = {
+        a: np.union1d(
+            np.asarray([int(e) for r in app.releases for e in r.canary_eids], dtype=np.int64),
+            canary.assigned(keyring, a, canary_pool) if canary_pool else np.zeros(0, dtype=np.int64),
+        )
+        for a, app in apps.items()
+    }
     if policy is None:
         policy = MarkingPolicy.from_dictionary(dictionary, master.schema.names, data=master)
     tested, p_hits, p_row_eid, p_examples = pseudonym_hits(leak, keyring, apps)
@@ -502,8 +517,8 @@ def trace_table(
         fields_seen: set[str] = set()
         for r in app.releases:
             inside = _in_sorted(_sorted_participants(r), linked_unique)
-            if r.canary_eids:
-                inside |= np.isin(linked_unique, np.asarray(r.canary_eids, np.int64))
+            if app_canaries[a].size:
+                inside |= _in_sorted(app_canaries[a], linked_unique)
             if not inside.any():
                 continue
             fields = [f for f in r.fields if f in mapped_master]
@@ -534,12 +549,15 @@ def trace_table(
         layers_applied.append("fingerprint")
     if tested:
         layers_applied.append("pseudonym")
-    if found_canaries.size and any(r.canary_eids for r in recs):
+    if found_canaries.size and (canary_pool or any(r.canary_eids for r in recs)):
         layers_applied.append("canary")
     n_layers = max(len(layers_applied), 1)
     log_eps = math.log(epsilon)
     accused: list[Accusation] = []
     summary: list[dict[str, Any]] = []
+    canary_evidence: dict[int, list[int]] = {}
+    c_rows = np.flatnonzero(canary.is_canary(linked) & (linked >= 0))
+    rows_of = {int(linked[i]): int(i) for i in c_rows[::-1].tolist()}  # first leaked row of each canary
     for i, a in enumerate(app_nos):
         app = apps[a]
         layer: dict[str, dict[str, Any]] = {}
@@ -557,13 +575,18 @@ def trace_table(
             lp = float(bounds.binomial_logsf(k, tested, pseudonym.FORGERY_PROBABILITY)) if k else 0.0
             layer["pseudonym"] = {"log10_p": lp / math.log(10), "valid_ids": k, "values_tested": tested}
         if "canary" in layers_applied:
-            mine = set()
-            for r in app.releases:
-                mine.update(int(e) for e in r.canary_eids)
-            k = int(sum(1 for e in found_canaries.tolist() if e in mine))
-            carried = bool(mine)
-            lp = float(bounds.binomial_logsf(k, found_canaries.size, canary.ASSIGN_PROBABILITY)) if carried else 0.0
-            layer["canary"] = {"log10_p": lp / math.log(10), "canaries_found": int(found_canaries.size), "received": k}
+            mine = app_canaries[a]
+            got = found_canaries[_in_sorted(mine, found_canaries)]
+            k = int(got.size)
+            # an innocent's canaries are assigned by its own key, independently of the leak: Binomial(m, q)
+            lp = float(bounds.binomial_logsf(k, found_canaries.size, canary.ASSIGN_PROBABILITY)) if mine.size else 0.0
+            layer["canary"] = {
+                "log10_p": lp / math.log(10),
+                "canaries_found": int(found_canaries.size),
+                "received": k,
+            }
+            if k:
+                canary_evidence[a] = got.tolist()
         ln10 = math.log(10)
         log_min = min((v["log10_p"] * ln10 for v in layer.values()), default=0.0)
         log_p = min(0.0, math.log(n_layers) + log_min)
@@ -591,6 +614,11 @@ def trace_table(
                 evidence["fingerprint_cells"] = _cell_evidence(cells, f, max_evidence_cells)
             if a in p_examples:
                 evidence["pseudonym_ids"] = p_examples[a]
+            if a in canary_evidence:
+                evidence["canaries"] = [
+                    {"canary": int(e - canary.CANARY_EID_BASE), "leak_row": rows_of.get(int(e), -1)}
+                    for e in canary_evidence[a]
+                ]
             accused.append(
                 Accusation(
                     application=app.application_id,

@@ -133,11 +133,50 @@ def protect_release(
     *,
     generalised: Iterable[str] = (),
     options: TraceOptions | None = None,
+    master: pa.Table | str | Path | None = None,
     eid_column: str = PARTICIPANT_COLUMN,
 ) -> Protection:
-    """Mark a release (rows on master eids, after the risk gate) for ``application_no``."""
+    """Protect a release (rows on master eids, after the risk gate) for ``application_no``.
+
+    With canaries on, ``master`` (the cohort: a table or its Parquet file) supplies the canaries' donors;
+    they are shaped like the release (:func:`biowarden.trace.canary.place_canaries`) and appended, and then
+    every row is marked. Which columns carry marks is decided on the participants' rows alone.
+    """
     options = options or TraceOptions()
     generalised = list(generalised)
     policy = marking_policy(table, dictionary, generalised=generalised, options=options, eid_column=eid_column)
+    canary_eids = np.zeros(0, dtype=np.int64)
+    if options.canaries:
+        if master is None:
+            raise ValueError("canary participants need the cohort to draw their donors from")
+        cohort = _cohort_for(master, table.schema.names, eid_column)
+        rows, canary_eids = canary.place_canaries(
+            table, cohort, application_no, keyring, generalised, dictionary, options.canary_pool, eid_column
+        )
+        if rows.num_rows:
+            table = pa.concat_tables([table, rows])
     marked, report = mark_release(table, policy, application_no, keyring)
-    return Protection(marked, policy, report, options=options)
+    return Protection(marked, policy, report, canary_eids, options)
+
+
+def _cohort_for(master: pa.Table | str | Path, columns: list[str], eid_column: str) -> pa.Table:
+    """The cohort's columns a canary needs: the release's, the participant column and sex."""
+    if isinstance(master, pa.Table):
+        names = master.schema.names
+    else:
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(master).names
+    wanted = [eid_column, *[c for c in columns if c in names and c != eid_column]]
+    if canary.SEX_COLUMN in names and canary.SEX_COLUMN not in wanted:
+        wanted.append(canary.SEX_COLUMN)
+    if isinstance(master, pa.Table):
+        return master.select(wanted)
+    import pyarrow.parquet as pq
+
+    return pq.read_table(master, columns=wanted)
+
+
+def canary_pool_for_tracing(options: TraceOptions) -> int:
+    """The canary pool the tracer must consider (0 when the custodian never enabled canaries)."""
+    return options.canary_pool if options.canaries else 0
