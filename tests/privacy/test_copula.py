@@ -9,6 +9,7 @@ from scipy.stats import binom, multivariate_normal
 
 from biowarden.privacy.copula import (
     CopulaModel,
+    adaptive_probabilities,
     calibration_table,
     combo_histogram,
     encode_columns,
@@ -100,6 +101,27 @@ def test_uniqueness_and_kappa_formulas_against_binomial():
     assert kappa_from_p(np.array([0.0]), 10**8)[0] == 1.0
     assert kappa_from_p(np.array([0.37]), 1)[0] == pytest.approx(1.0)
     assert uniqueness_from_p(np.array([1e-12]), 67_000_000)[0] == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("population", [10_000, 1_000_000, 67_000_000])
+def test_adaptive_points_change_the_likelihoods_little(population, monkeypatch):
+    model = _known_model()
+    combos, _, _ = combo_histogram(model.sample(20_000, seed=4))
+    full = rectangle_probabilities(model, combos, points=64)
+    fast = adaptive_probabilities(model, combos, population, points=64, tol=1e-2)
+    k_full, k_fast = kappa_from_p(full, population), kappa_from_p(fast, population)
+    x_full, x_fast = uniqueness_from_p(full, population), uniqueness_from_p(fast, population)
+    # per record within a few tolerances; the distribution's mean far closer
+    assert np.abs(k_fast - k_full).max() < 0.03 and np.abs(x_fast - x_full).max() < 0.03
+    assert abs(k_fast.mean() - k_full.mean()) < 1e-3 and abs(x_fast.mean() - x_full.mean()) < 1e-3
+    # refined combinations get exactly the full estimate; tol=0 is the full estimate everywhere
+    refined = fast != rectangle_probabilities(model, combos, points=16)
+    assert refined.any()
+    np.testing.assert_allclose(fast[refined], full[refined], rtol=1e-12)
+    np.testing.assert_array_equal(adaptive_probabilities(model, combos, population, tol=0), full)
+    # one thread or several give the same numbers
+    monkeypatch.setenv("BIOWARDEN_THREADS", "1")
+    np.testing.assert_array_equal(adaptive_probabilities(model, combos, population, tol=1e-2), fast)
 
 
 def test_fit_recovers_latent_correlation():
