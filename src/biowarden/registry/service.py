@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -47,6 +48,7 @@ from biowarden.registry.auth import (
     new_token,
     token_hash,
 )
+from biowarden.registry.batch import GroupCommit
 from biowarden.registry.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
 from biowarden.registry.views import (
     AccessDecision,
@@ -75,6 +77,10 @@ from biowarden.store.registry_tables import (
 LOCAL_ROLES = frozenset({Role.CUSTODIAN_ADMIN.value, Role.ACCESS_COMMITTEE.value, Role.AUDITOR.value})
 ATTESTATION_DAYS = 365
 MAX_TOKEN_DAYS = 365
+AUTH_CACHE_SECONDS = 2.0
+AUTH_CACHE_SIZE = 10_000
+# actions whose success can revoke a token or disable an account: cached identities are dropped
+FORGETS_CREDENTIALS = frozenset({"token.revoke", "suspension.create", "account.disable", "account.password"})
 
 
 def utcnow() -> datetime:
@@ -94,6 +100,14 @@ class Registry:
         # means sleeping in growing steps, so this process's registry transactions queue on a lock instead
         # (other processes still queue in SQLite). PostgreSQL queues on the control row.
         self._gate = threading.RLock() if db.dialect == "sqlite" else contextlib.nullcontext()
+        # units of work that arrive together share one transaction and one durable commit (batch.py)
+        self.work = GroupCommit(db, self._lock, self._gate, ledger=self.audit.ledger)
+        # bearer token -> identity, for the authentication step only: every decision still re-reads the
+        # token and its account in its own transaction (see _principal). Cleared by every change here
+        # that can revoke a token or disable an account; entries also age out after AUTH_CACHE_SECONDS,
+        # which bounds how long a change made by another process is seen as a 403 deny instead of a 401.
+        self._auth_cache: dict[str, tuple[Identity, float]] = {}
+        self._auth_lock = threading.Lock()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -101,10 +115,10 @@ class Registry:
         now = self.clock()
         return now if now.tzinfo else now.replace(tzinfo=UTC)
 
-    @staticmethod
-    def _lock(s: Session) -> None:
+    def _lock(self, s: Session) -> None:
         # SQLite transactions already begin IMMEDIATE (one writer); PostgreSQL locks the control row.
-        s.execute(select(RegistryControl.id).where(RegistryControl.id == 1).with_for_update())
+        if self.db.dialect != "sqlite":
+            s.execute(select(RegistryControl.id).where(RegistryControl.id == 1).with_for_update())
 
     def _principal(self, s: Session, identity: Identity, now: datetime) -> Principal:
         if identity.via == "local" and identity.account_id is None:
@@ -191,21 +205,23 @@ class Registry:
         prepare: Callable[[Session, datetime], tuple],
         apply: Callable[[Session, Principal, Any, int, datetime], Any],
     ) -> Any:
-        denied: Denied | None = None
-        result: Any = None
-        with self._gate, self.db.session() as s:
-            self._lock(s)
+        def unit(s: Session) -> tuple[Any, Denied | None]:
             now = self._now()
             prepared = prepare(s, now)
             resource, state = prepared[0], prepared[1]
             conflict = prepared[2] if len(prepared) > 2 else None
             principal, d, idx = self._decide(s, identity, action, resource, now)
-            if d.allow:
-                if conflict is not None:  # allowed, but impossible now: roll back, nothing is written
-                    raise conflict
-                result = apply(s, principal, state, idx, now)
-            else:
-                denied = Denied(action, d.reason, idx)
+            if not d.allow:
+                return None, Denied(action, d.reason, idx)  # the decision commits; the caller is refused
+            if conflict is not None:  # allowed, but impossible now: roll back, nothing is written
+                raise conflict
+            return apply(s, principal, state, idx, now), None
+
+        try:
+            result, denied = self.work.run(unit)
+        finally:
+            if action in FORGETS_CREDENTIALS:  # again after the commit: no cached identity outlives it
+                self.forget_credentials()
         if denied is not None:
             raise denied
         return result
@@ -346,11 +362,22 @@ class Registry:
     def authenticate(self, token: str) -> Identity:
         """The identity behind a bearer token; a failure is ledgered and raises ``Unauthenticated``."""
         now = self._now()
-        with self._gate, self.db.session() as s:
+        key = token_hash(token) if isinstance(token, str) else ""
+        tick = time.monotonic()
+        hit = self._auth_cache.get(key)
+        if hit is not None and tick - hit[1] < AUTH_CACHE_SECONDS:
+            return hit[0]
+        with self.db.read_session() as s:
             ident = self.tokens.authenticate(s, token, now)
-            if ident is not None:
-                return ident
-            idx = self.audit.record(
+        if ident is not None:
+            with self._auth_lock:
+                if len(self._auth_cache) >= AUTH_CACHE_SIZE:
+                    self._auth_cache.clear()
+                self._auth_cache[key] = (ident, tick)
+            return ident
+
+        def unit(s: Session) -> int:
+            return self.audit.record(
                 s,
                 "auth",
                 "anonymous",
@@ -359,12 +386,19 @@ class Registry:
                 decision="deny",
                 reason=Reason.DENY_UNAUTHENTICATED.value,
             )
+
+        idx = self.work.run(unit)
         raise Unauthenticated("the bearer token is missing, unknown, expired or revoked", ledger_index=idx)
+
+    def forget_credentials(self) -> None:
+        """Drop every cached token -> identity mapping (after anything that revokes or disables)."""
+        with self._auth_lock:
+            self._auth_cache.clear()
 
     def deny_unauthenticated(self, what: str) -> int:
         """Ledger a request that came without any credential."""
-        with self._gate, self.db.session() as s:
-            return self.audit.record(
+        return self.work.run(
+            lambda s: self.audit.record(
                 s,
                 "auth",
                 "anonymous",
@@ -373,6 +407,7 @@ class Registry:
                 decision="deny",
                 reason=Reason.DENY_UNAUTHENTICATED.value,
             )
+        )
 
     def login(self, username: str, password: str, *, days: int = 1, label: str = "login") -> IssuedToken:
         """Password login: issues a token for the account (shown once). Failures are ledgered."""
@@ -808,13 +843,15 @@ class Registry:
         wanted = v.fields(fields)
         if action not in ("application.access", "release.create"):
             raise Invalid(f"{action!r} is not a data-access action")
-        with self._gate, self.db.session() as s:
-            self._lock(s)
+
+        def unit(s: Session) -> AccessDecision:
             now = self._now()
             row = self._application(s, app_id)
             resource = Resource(kind="application", id=app_id, application=self._app_info(s, row), fields=tuple(wanted))
             _p, d, idx = self._decide(s, identity, action, resource, now)
-        return AccessDecision(d.allow, d.reason, action, app_id, wanted, idx)
+            return AccessDecision(d.allow, d.reason, action, app_id, wanted, idx)
+
+        return self.work.run(unit)
 
     # ------------------------------------------------------------------ suspensions
 
@@ -833,6 +870,7 @@ class Registry:
         return row.email, row
 
     def _revoke_tokens(self, s: Session, scope: str, target: str, row: Any, why: str, now) -> int:
+        self.forget_credentials()
         q = update(ApiTokenRow).where(ApiTokenRow.revoked_at.is_(None)).values(revoked_at=now, revoked_reason=why)
         if scope == "application":
             q = q.where(ApiTokenRow.application_id == target)
@@ -1122,6 +1160,7 @@ class Registry:
             return Resource(kind="token", id=str(token_id), owner=owner), row, conflict
 
         def apply(s, principal, row, _idx, now):
+            self.forget_credentials()
             row.revoked_at, row.revoked_reason = now, reason
             self.audit.record(s, "token.revoked", principal.name, f"token:{token_id}", {"reason": reason})
             s.flush()

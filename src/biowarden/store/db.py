@@ -37,7 +37,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - exercise
 
 
 def _sqlite_begin_immediate(conn) -> None:  # pragma: no cover - exercised via connect()
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # a read-only session (Database.read_session) begins a plain deferred transaction: in WAL mode it
+    # reads a consistent snapshot without waiting for, or blocking, the one writer
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("biowarden_read_only") else "BEGIN IMMEDIATE")
 
 
 @dataclass
@@ -61,6 +63,17 @@ class Database:
             s.rollback()
             raise
         finally:
+            s.close()
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A unit of work that only reads: on SQLite it does not take the write lock (its transaction
+        begins deferred), and it is always rolled back, so nothing it does is written."""
+        s = Session(bind=self.engine.execution_options(biowarden_read_only=True), expire_on_commit=False)
+        try:
+            yield s
+        finally:
+            s.rollback()
             s.close()
 
     def dispose(self) -> None:

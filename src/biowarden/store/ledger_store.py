@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
@@ -70,6 +71,44 @@ _ENTRY_COLS = (
 
 class LedgerError(RuntimeError):
     """The ledger cannot do what was asked (e.g. its head row is missing); the message says why."""
+
+
+_BUFFER_KEY = "biowarden.ledger_buffer"
+
+
+class LedgerBuffer:
+    """Appends held in memory by one transaction (see :meth:`LedgerStore.buffer`)."""
+
+    def __init__(self, store: LedgerStore, session: Session) -> None:
+        self.store = store
+        self.session = session
+        size, frontier, self._cp_size, self._cp_ts = store._lock_head(session)
+        self.tree = CompactRange.from_bytes(size, frontier)
+        self._start = size
+        self.rows: list[tuple] = []
+
+    def add(self, prepared: list[tuple[LedgerEvent, str]]) -> list[int]:
+        first = self.tree.size
+        self.rows.extend(self.store._rows(prepared, self.tree, datetime.now(UTC)))
+        return list(range(first, self.tree.size))
+
+    def mark(self) -> tuple[int, int, list[bytes]]:
+        """The state to :meth:`reset` to if what follows is rolled back."""
+        return len(self.rows), self.tree.size, list(self.tree.nodes)
+
+    def reset(self, mark: tuple[int, int, list[bytes]]) -> None:
+        n, size, nodes = mark
+        del self.rows[n:]
+        self.tree = CompactRange(size, nodes)
+
+    def flush(self) -> None:
+        """Write the held rows, the head and any checkpoint due into the transaction."""
+        if self.rows:
+            self.store._insert_rows(self.session, self.rows)
+            self.rows = []
+        if self.tree.size != self._start:
+            self.store._write_head(self.session, self.tree, self._cp_size, self._cp_ts)
+            self._start = self.tree.size
 
 
 class LedgerStore:
@@ -134,7 +173,8 @@ class LedgerStore:
         return self.append_many(session, [event])[0]
 
     def append_many(self, session: Session, events: Sequence[LedgerEvent]) -> list[int]:
-        """Append events in order inside the caller's transaction (one lock, one insert)."""
+        """Append events in order inside the caller's transaction (one lock, one insert). Inside
+        :meth:`buffer` the events are held in memory and written when the buffer is flushed."""
         if not events:
             return []
         for ev in events:
@@ -142,26 +182,54 @@ class LedgerStore:
                 raise TypeError(f"append takes LedgerEvent objects, not {type(ev).__name__}")
         # canonicalise before taking the lock: bad input fails fast and the lock is held briefly
         prepared = [(ev, canonical_text(ev.payload)) for ev in events]
+        buf = session.info.get(_BUFFER_KEY)
+        if buf is not None and buf.store is self:
+            return buf.add(prepared)
         size, frontier, cp_size, cp_ts = self._lock_head(session)
         cr = CompactRange.from_bytes(size, frontier)
-        now = datetime.now(UTC)
+        rows = self._rows(prepared, cr, datetime.now(UTC))
+        self._insert_rows(session, rows)
+        self._write_head(session, cr, cp_size, cp_ts)
+        return list(range(size, size + len(rows)))
+
+    @contextmanager
+    def buffer(self, session: Session) -> Iterator[LedgerBuffer]:
+        """Hold this transaction's appends in memory and write them in one go at the end (group commit).
+
+        The head is locked once, at the start; indices are assigned at once, in order, as appends come
+        in; :meth:`LedgerBuffer.mark` and :meth:`LedgerBuffer.reset` drop the appends of a unit of work
+        that is rolled back (to a savepoint). On leaving without an error the rows, the head and any
+        checkpoint due are written in the transaction, which the caller then commits."""
+        if session.info.get(_BUFFER_KEY) is not None:
+            raise LedgerError("this transaction already buffers its ledger appends")
+        buf = LedgerBuffer(self, session)
+        session.info[_BUFFER_KEY] = buf
+        try:
+            yield buf
+            buf.flush()
+        finally:
+            session.info.pop(_BUFFER_KEY, None)
+
+    def _rows(self, prepared: list[tuple[LedgerEvent, str]], cr: CompactRange, now: datetime) -> list[tuple]:
+        """Entry rows for ``prepared`` events appended to the tree ``cr`` (which grows)."""
         at_now = iso_utc(now)
         rows = []
         mac = self._mac
-        for i, (ev, payload) in enumerate(prepared):
-            idx = size + i
+        for ev, payload in prepared:
+            idx = cr.size
             at = at_now if ev.at is None else iso_utc(ev.at)
             lh = leaf_hash(entry_bytes(idx, at, ev.kind, ev.actor, ev.subject, ev.decision, ev.reason, payload))
             cr.append(lh)
             rows.append((idx, at, ev.kind, ev.actor, ev.subject, ev.decision, ev.reason, payload, lh, mac(idx, lh)))
-        self._insert_rows(session, rows)
+        return rows
+
+    def _write_head(self, session: Session, cr: CompactRange, cp_size: int, cp_ts: float) -> None:
         values: dict = {"size": cr.size, "frontier": cr.to_bytes()}
         ts = time.time()
         if cr.size - cp_size >= self.checkpoint_every or ts - cp_ts >= self.checkpoint_seconds:
-            self._write_checkpoint(session, cr, now)
+            self._write_checkpoint(session, cr, datetime.now(UTC))
             values.update(checkpoint_size=cr.size, checkpoint_ts=ts)
         session.execute(update(_H).where(_H.c.id == 1).values(**values))
-        return list(range(size, size + len(rows)))
 
     def _insert_rows(self, session: Session, rows: list[tuple]) -> None:
         """Insert entry rows through the transaction's own driver connection: COPY on PostgreSQL (one
