@@ -419,17 +419,27 @@ def _steps(secret: np.ndarray, move: np.ndarray) -> np.ndarray:
 def _mark_column_fast(
     arr: pa.Array, mc: MarkedColumn, secret: np.ndarray, draw: np.ndarray, fraction: float, floats: bool
 ) -> tuple[pa.Array | None, np.ndarray | None, np.ndarray | None, int, int, int] | None:
-    """:func:`_mark_column` for the usual column (no missing values, every value on its precision's grid,
-    moderate magnitudes, all cells marked) in a few byte-wide passes; None when the column is not usual.
-    The output is bit for bit the general path's."""
-    if fraction < 1.0 or arr.null_count or len(arr) == 0:
+    """:func:`_mark_column` for the usual column (every present value on its precision's grid, moderate
+    magnitudes, all cells marked; missing values allowed) in a few byte-wide passes; None when the column is
+    not usual. The output is bit for bit the general path's."""
+    if fraction < 1.0 or len(arr) == 0:
         return None
     typ = arr.type
     n = len(arr)
+    if mc.kind == KIND_DATE:
+        arr = arr.cast(pa.int32())
+    valid = np.asarray(arr.is_valid()) if arr.null_count else None
+    mask = None if valid is None else ~valid
+    filled = arr if valid is None else arr.fill_null(0)
+    n_marked = n if valid is None else int(np.count_nonzero(valid))
+
+    def missing_as_nan(v: np.ndarray | None) -> np.ndarray | None:
+        return v if v is None or mask is None else np.where(mask, np.nan, v)
+
     if mc.kind == KIND_FLOAT:
         if not pa.types.is_float64(typ):
             return None
-        vals = np.asarray(arr.to_numpy(zero_copy_only=False))
+        vals = np.asarray(filled.to_numpy(zero_copy_only=False))
         scale = 10.0**mc.precision
         if not float(np.max(np.abs(vals))) * scale < _FAST_UNITS:  # also False for NaN and infinity
             return None
@@ -440,28 +450,35 @@ def _mark_column_fast(
         if not np.array_equal(units / scale if mc.precision else units, vals):
             return None  # values off the grid: the general path keeps them as they are
         move = _moves(secret, draw, parity)
+        if valid is not None:
+            move &= valid
         n_changed = int(np.count_nonzero(move))
+        before = missing_as_nan(vals) if floats else None
         if n_changed == 0:
-            return None, vals, vals, n, 0, 0
+            return None, before, before, n_marked, 0, 0
         units += _steps(secret, move)
         if mc.precision:
             units /= scale
-        return pa.array(units, type=pa.float64()), vals, units, n, n_changed, 1
+        after = missing_as_nan(units) if floats else None
+        return pa.array(units, type=pa.float64(), mask=mask), before, after, n_marked, n_changed, 1
     # integers and dates: one unit is 1 or one day; stay in the column's own integer width
-    raw = np.asarray((arr.cast(pa.int32()) if mc.kind == KIND_DATE else arr).to_numpy(zero_copy_only=False))
+    raw = np.asarray(filled.to_numpy(zero_copy_only=False))
     info = np.iinfo(raw.dtype)
     if raw.min() <= info.min or raw.max() >= info.max:
         return None  # a move could overflow: the general path reports it
     move = _moves(secret, draw, _bit0(raw))
+    if valid is not None:
+        move &= valid
     n_changed = int(np.count_nonzero(move))
-    vals = raw.astype(np.float64) if floats else None
+    before = missing_as_nan(raw.astype(np.float64)) if floats else None
     if n_changed == 0:
-        return None, vals, vals, n, 0, 0
+        return None, before, before, n_marked, 0, 0
     moved = raw + _steps(secret, move)
-    out = pa.array(moved, type=pa.from_numpy_dtype(moved.dtype))
+    out = pa.array(moved, type=pa.from_numpy_dtype(moved.dtype), mask=mask)
     if not out.type.equals(typ):
         out = out.cast(typ)
-    return out, vals, (moved.astype(np.float64) if floats else None), n, n_changed, 1
+    after = missing_as_nan(moved.astype(np.float64)) if floats else None
+    return out, before, after, n_marked, n_changed, 1
 
 
 def _mark_column(
@@ -655,6 +672,18 @@ def _mark_slice(
     if isinstance(batch, pa.Table):
         return pa.Table.from_arrays(arrays, schema=batch.schema), report
     return pa.RecordBatch.from_arrays(arrays, schema=batch.schema), report
+
+
+class MarkKernel:
+    """:func:`mark_batch` as a one-batch Arrow kernel for the data plane (``engine.map_batches``: in-process
+    on DuckDB, inside the executors through ``mapInArrow`` on Spark). The batches must carry the master
+    ``eid``; marks depend only on each row, so any batching gives the same bytes. Picklable."""
+
+    def __init__(self, policy: MarkingPolicy, application_no: int, keyring: KeyRing) -> None:
+        self.policy, self.application_no, self.keyring = policy, int(application_no), keyring
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return mark_batch(batch, self.policy, self.application_no, self.keyring)[0]  # type: ignore[return-value]
 
 
 class BatchMarker:
