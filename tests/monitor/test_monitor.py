@@ -242,3 +242,34 @@ def test_coordinated_pulls_are_caught_early_at_any_cohort_size_and_independent_p
                     _export(T0 + timedelta(days=day, hours=j), who=f"r{j}", app=f"A{j}", inst=f"I{j}", eids=eids)
                 )
         assert not [a for a in found if a.detector == "coordinated_disjoint_pulls"], n
+
+
+def test_ledger_texts_read_by_pattern_or_json_give_the_same_activities():
+    from types import SimpleNamespace
+
+    from biowarden.ledger.canonical import canonical_text
+    from biowarden.monitor.activity import decode_participants, from_entries
+
+    base = _export(T0, eids=[3, 4, 70_000], network="10.0.0.0/24", client="rstudio", app_expires=T0 + timedelta(3))
+    payloads = [
+        base.payload(),
+        {**base.payload(), "release_id": "R-1"},
+        {**base.payload(), "researcher": 'q"t@a'},
+        {**base.payload(), "extra": 1},
+        {k: v for k, v in base.payload().items() if k != "participants"},
+        {**base.payload(), "institution": "Université de Nîmes"},
+        {"researcher": "d@a"},
+    ]
+    kinds = [EXPORT_KIND] * 6 + ["policy.decision"]
+    entries = [
+        SimpleNamespace(kind=k, at=T0, decision="deny" if k != EXPORT_KIND else None, payload_json=canonical_text(p))
+        for k, p in zip(kinds, payloads, strict=True)
+    ]
+    entries.append(SimpleNamespace(kind="registry.institution.add", at=T0, decision=None, payload_json="{}"))
+    got = list(from_entries(entries, batch=3))
+    assert got[-1] is None and len(got) == len(entries)
+    for e, act in zip(entries[:-1], got, strict=False):
+        want = from_event(e.kind, e.at, __import__("json").loads(e.payload_json), e.decision)
+        if act.encoded:
+            act.participants, act.encoded = decode_participants(act.encoded), ""
+        assert act == want, e.payload_json

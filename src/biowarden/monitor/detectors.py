@@ -131,11 +131,11 @@ class _Window:
         return len(self.values)
 
     def append(self, x: float) -> None:
-        self.values.append(x)
-        insort(self.order, x)
-        if len(self.values) > self.size:
-            old = self.values.popleft()
-            del self.order[bisect_left(self.order, old)]
+        values, order = self.values, self.order
+        values.append(x)
+        insort(order, x)
+        if len(values) > self.size:
+            del order[bisect_left(order, values.popleft())]
 
     def robust(self) -> tuple[float, float]:
         return _robust_sorted(self.order)
@@ -153,6 +153,7 @@ class Alert:
     related: tuple[tuple[str, str], ...] = ()  # other (scope, target) pairs implicated
 
 
+_ZERO = timedelta(0)
 HISTORY = 200  # the robust z-scores look at the last 200 exports of a researcher or an application
 SEEN_TEXTS = 4  # an application's last few distinct participant texts (re-pulls skip decoding)
 
@@ -378,10 +379,11 @@ class Monitor:
                     f"first activity after {(act.at - r.last_at).days} days",
                 )
             )
-        r.recent.append(act.at)
-        while r.recent and act.at - r.recent[0] > c.burst_window:
-            r.recent.popleft()
-        if len(r.recent) == c.burst_count:
+        at, recent, window = act.at, r.recent, c.burst_window
+        recent.append(at)
+        while recent and at - recent[0] > window:
+            recent.popleft()
+        if len(recent) == c.burst_count:
             out.append(
                 Alert(
                     act.at,
@@ -392,7 +394,7 @@ class Monitor:
                     f"{len(r.recent)} exports within {c.burst_window}",
                 )
             )
-        if act.app_expires is not None and timedelta(0) <= act.app_expires - act.at <= c.near_expiry:
+        if act.app_expires is not None and _ZERO <= act.app_expires - act.at <= c.near_expiry:
             share = act.rows / c.cohort_size
             if share >= c.bulk_share / 4:
                 out.append(
@@ -411,7 +413,7 @@ class Monitor:
 
     def _size(self, act: Activity, r: _Actor) -> list[Alert]:
         c = self.config
-        x = math.log1p(act.cells)
+        x = math.log1p(act.rows * act.fields)
         app = self.applications[act.application]
         shift = 0.0
         window = None
@@ -556,7 +558,7 @@ class Monitor:
         return inst.new_union
 
     def _learn(self, act: Activity, r: _Actor) -> None:
-        x = math.log1p(act.cells)
+        x = math.log1p(act.rows * act.fields)
         r.log_cells.append(x)
         self.applications[act.application].log_cells.append(x)
         self._peer_log_cells.append(x)
