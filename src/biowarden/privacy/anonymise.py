@@ -156,6 +156,15 @@ class AnonymisationResult:
     found: bool = True
     hierarchies: dict[str, Hierarchy] = field(default_factory=dict, repr=False)
     suppressed_rows: np.ndarray | None = field(default=None, repr=False)  # histogram rows suppressed
+    row_class: np.ndarray | None = field(default=None, repr=False)  # each record's histogram row
+
+    @property
+    def suppressed_records(self) -> np.ndarray | None:
+        """Boolean per record of the searched table: suppressed (None when the search ran on a histogram
+        without records)."""
+        if self.suppressed_rows is None or self.row_class is None:
+            return None
+        return self.suppressed_rows[self.row_class]
 
     @property
     def transformation(self) -> dict[str, int]:
@@ -689,6 +698,7 @@ def anonymise(
         seconds=time.perf_counter() - started,
         hierarchies={q: hierarchies[q] for q in hist.qis},
         suppressed_rows=fail[cls],
+        row_class=hist.row_class,
     )
 
 
