@@ -263,7 +263,8 @@ class Monitor:
             memo = self._size_memo
             size_alerts = memo[1] if memo is not None and memo[0] is act else self._size(act, r)
             self._size_memo = None
-            alerts += [a for a in size_alerts if a.severity != CRITICAL]  # critical: blocked in precheck
+            if size_alerts:
+                alerts += [a for a in size_alerts if a.severity != CRITICAL]  # critical: blocked in precheck
             if act.participants is not None or act.encoded:
                 app = self.applications[act.application]
                 if not app.institution:
@@ -276,7 +277,7 @@ class Monitor:
                 if app.one_institution and act.participants is None and act.encoded in app.seen:
                     # a re-pull of a set the application already exported: the bitmap is not even decoded
                     alerts += self._grew(act, app, 0.0)
-                    self._expire(act.institution, self.institutions[act.institution], act.at)
+                    self._expire_pulling(act)
                 else:
                     if act.participants is None:
                         act.participants = decode_participants(act.encoded)
@@ -285,7 +286,7 @@ class Monitor:
                     if new or not app.one_institution:
                         alerts += self._coordinated(act)
                     else:
-                        self._expire(act.institution, self.institutions[act.institution], act.at)
+                        self._expire_pulling(act)
                     if act.encoded:
                         app.seen.append(act.encoded)
                         if len(app.seen) > SEEN_TEXTS:
@@ -540,6 +541,12 @@ class Monitor:
                 for g in sorted(group)
             ]
         return []
+
+    def _expire_pulling(self, act: Activity) -> None:
+        """``_expire`` for the activity's institution; only institutions with pulls in the window have any."""
+        inst = self._pulling.get(act.institution)
+        if inst is not None:
+            self._expire(act.institution, inst, act.at)
 
     def _expire(self, name: str, inst: _Institution, at: datetime) -> bool:
         """Drop an institution's new pulls older than the window; True while any remain."""
