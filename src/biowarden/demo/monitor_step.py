@@ -74,9 +74,11 @@ def run(ctx: DemoContext) -> None:
         f"{result.false_suspensions_per_1000:.2f} false suspensions per 1,000 researcher-months."
     )
 
-    coordinated = [
-        i for i in book.incidents if i.scope == "institution" and i.target in LEAKERS and i.action in (SUSPEND, DISABLE)
-    ]
+    coordinated = []
+    for i in book.incidents:  # the first incident that suspended each leaking institution
+        acted = i.scope == "institution" and i.target in LEAKERS and i.action in (SUSPEND, DISABLE)
+        if acted and all(c.target != i.target for c in coordinated):
+            coordinated.append(i)
     actions = [Action(SUSPEND, i.scope, i.target, i.id, f"incident {i.id}: {i.alerts[0].detail}") for i in coordinated]
     store = MonitorStore()
     with db.session() as s:

@@ -383,7 +383,17 @@ def _suspended(book: IncidentBook, act: Activity) -> bool:
 
 
 def run(activities: Iterable[Activity], monitor: Monitor, book: IncidentBook, researcher_months: int = 0) -> SimResult:
-    """Drive activities through precheck, enforcement, observe and the ladder; score the outcome."""
+    """Drive activities through precheck, enforcement, observe and the ladder; score the outcome.
+
+    False alerts and suspensions count only actors of the ordinary traffic (whose researcher-months are the
+    denominator): an attack scenario's actors, before their first malicious export, are neither."""
+    activities = list(activities)
+    scenario = {
+        key
+        for a in activities
+        if a.malicious
+        for key in (("researcher", a.researcher), ("application", a.application), ("institution", a.institution))
+    }
     outcomes = {name: AttackOutcome(name, False, None, None, 0.0, 0, 0) for name in ATTACKS}
     leaked: dict[str, BitMap] = {name: BitMap() for name in ATTACKS}
     malicious_actors: dict[tuple[str, str], str] = {}
@@ -414,7 +424,7 @@ def run(activities: Iterable[Activity], monitor: Monitor, book: IncidentBook, re
         risk = {act.researcher: monitor.risk(act.researcher, act.at)}
         actions = book.add(alerts, risk)
         for a in alerts:
-            if a.severity != INFO and malicious_actors.get((a.scope, a.target)) is None:
+            if a.severity != INFO and (a.scope, a.target) not in scenario:
                 ordinary_alerts += 1
         for action in actions:
             name = malicious_actors.get((action.scope, action.target))
@@ -423,7 +433,7 @@ def run(activities: Iterable[Activity], monitor: Monitor, book: IncidentBook, re
                     out = outcomes[name]
                     out.detected = True
                     out.stopped_at = out.stopped_at or act.at
-                else:
+                elif (action.scope, action.target) not in scenario:
                     ordinary_susp += 1
         if o is not None and any(a.block for a in alerts):
             o.detected = True
