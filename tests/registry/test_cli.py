@@ -106,3 +106,16 @@ def test_bad_input_is_a_clear_error(home):
     run("institution", "add", "Westmoor Institute")
     assert "already exists" in run("institution", "add", "Westmoor Institute", code=2).output
     assert run("institution", "list", "--json").stdout.count('"name"') == 1
+
+
+def test_user_disable_enable_and_password(home):
+    run("user", "add", "cara", "--role", "custodian_admin", "--password-stdin", input="cara password 123\n")
+    assert js("user", "disable", "cara", "--reason", "on leave")["status"] == "disabled"
+    assert "already disabled" in run("user", "disable", "cara", "--reason", "again", code=2).output
+    assert js("user", "enable", "cara", "--reason", "back")["status"] == "active"
+    run("user", "password", "cara", "--password-stdin", input="a new long password\n")
+    assert "12 to 1024" in run("user", "password", "cara", "--password-stdin", input="short\n", code=2).output
+    assert "no account" in run("user", "disable", "nobody", "--reason", "x", code=2).output
+    shown = run("ledger", "show", "--json", "--limit", "200").stdout
+    assert "account.disabled" in shown and "account.enabled" in shown and "account.password_changed" in shown
+    assert "a new long password" not in shown

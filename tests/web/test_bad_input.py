@@ -151,7 +151,8 @@ def test_unknown_ids(client, reg, world):
         ("GET", "/institutions/Nowhere", None),
         ("GET", "/researchers/nobody@nowhere.org", None),
         ("POST", "/applications/A-9999/approve", None),
-        ("POST", "/applications/A-9999/access", {"fields": ["31"]}),
+        ("POST", "/accounts/nobody/disable", {"reason": "x"}),
+        ("POST", "/accounts/nobody/password", {"new_password": "a long enough password"}),
         ("POST", "/applications/A-0017/members", {"email": "nobody@nowhere.org"}),
         ("POST", "/institutions/Nowhere/suspend", {"reason": "x"}),
         ("POST", "/researchers/nobody@nowhere.org/reinstate", {"reason": "x"}),
@@ -162,6 +163,42 @@ def test_unknown_ids(client, reg, world):
     ]:
         b = refused(client, reg, h, method, path, 404, json=body)
         assert b["error"] == "not_found"
+
+
+def test_deny_first_then_not_found(client, reg, world):
+    """A caller the policy refuses gets the same 403 (ledgered) whether or not the id exists: a 404 would
+    tell them it does not."""
+    reg.add_researcher(OP, "bob@northbridge.ac.uk", "Northbridge Institute")
+    reg.add_account(OP, "bob", ["researcher"], researcher="bob@northbridge.ac.uk")
+    reg.add_account(OP, "aud", ["auditor"])
+    bob = {"Authorization": f"Bearer {reg.create_token(OP, username='bob').token}"}
+    aud = {"Authorization": f"Bearer {reg.create_token(OP, username='aud').token}"}
+    pairs = [
+        (bob, "GET", "/applications/{}", ("A-0017", "A-9999"), None, "DENY_NOT_MEMBER"),
+        (bob, "POST", "/applications/{}/access", ("A-0017", "A-9999"), {"fields": ["31"]}, "DENY_NOT_MEMBER"),
+        (bob, "GET", "/institutions/{}", ("Northbridge Institute", "Nowhere"), None, "DENY_ROLE"),
+        (bob, "GET", "/researchers/{}", ("ann@northbridge.ac.uk", "nobody@nowhere.org"), None, "DENY_ROLE"),
+        (aud, "POST", "/applications/{}/approve", ("A-0017", "A-9999"), None, "DENY_ROLE"),
+        (aud, "POST", "/institutions/{}/suspend", ("Northbridge Institute", "Nowhere"), {"reason": "x"}, "DENY_ROLE"),
+        (aud, "POST", "/accounts/{}/disable", ("cara", "nobody"), {"reason": "x"}, "DENY_ROLE"),
+        (bob, "POST", "/accounts/{}/password", ("cara", "nobody"), {"new_password": "p" * 12}, "DENY_NOT_OWNER"),
+        (world, "POST", "/applications/{}/access", ("A-0017", "A-9999"), {"fields": ["31"]}, "DENY_ROLE"),
+    ]
+    token_id = reg.create_token(OP, username="cara").info.id
+    pairs.append((bob, "POST", "/tokens/{}/revoke", (str(token_id), "99999"), {"reason": "x"}, "DENY_NOT_OWNER"))
+    for h, method, template, ids, body, reason in pairs:
+        answers = []
+        for ident in ids:
+            before = reg.audit.ledger.size()
+            r = client.request(method, template.format(ident), json=body, headers=h)
+            assert r.status_code == 403, (method, template, ident, r.status_code, r.text)
+            got = r.json()
+            assert got["reason"] == reason, (method, template, ident, got)
+            entry = next(reg.audit.ledger.entries(start=got["ledger_index"], stop=got["ledger_index"] + 1))
+            assert (entry.kind, entry.decision, entry.reason) == ("decision", "deny", reason)
+            assert reg.audit.ledger.size() == before + 1
+            answers.append((r.status_code, got["error"], got["reason"]))
+        assert answers[0] == answers[1]  # nothing tells the existing id from the unknown one
 
 
 def test_sql_metacharacters_in_every_text_field(client, reg, world):

@@ -86,6 +86,13 @@ class World:
         self.n += 1
         return f"{prefix}{self.n}"
 
+    def fresh_account(self, disabled: bool = False):
+        name = self.fresh("acct")
+        self.reg.add_account(OP, name, [U])
+        if disabled:
+            self.reg.disable_account(OP, name, "matrix prime")
+        return name
+
     def fresh_draft(self):
         app_id = f"B-{self.fresh('')}"
         self.reg.add_application(OP, app_id, SC, ["31"])
@@ -149,6 +156,35 @@ def cases() -> list[Case]:
         Case("suspensions", "GET", "/suspensions", STAFF),
         Case("accounts", "GET", "/accounts", {A, U}),
         Case("account.add", "POST", "/accounts", {A}, body=lambda w, p: {"username": w.fresh("user"), "roles": [U]}),
+        Case(
+            "account.disable",
+            "POST",
+            lambda w, p: f"/accounts/{w.fresh_account()}/disable",
+            {A},
+            body={"reason": "left the institute"},
+        ),
+        Case(
+            "account.enable",
+            "POST",
+            lambda w, p: f"/accounts/{w.fresh_account(disabled=True)}/enable",
+            {A},
+            body={"reason": "back"},
+        ),
+        Case(
+            "account.password.own",
+            "POST",
+            lambda w, p: f"/accounts/{p}/password",
+            EVERYONE,
+            body={"new_password": "a fresh long password"},
+        ),
+        Case(
+            "account.password.other",
+            "POST",
+            "/accounts/other/password",
+            EVERYONE,
+            body={"new_password": "a fresh long password"},
+            other_owner=True,
+        ),
         Case("tokens", "GET", "/tokens", EVERYONE),
         Case("token.add", "POST", "/tokens", EVERYONE, body={"days": 1}),
         Case(

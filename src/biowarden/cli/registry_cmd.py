@@ -400,6 +400,55 @@ def user_list(as_json: bool = typer.Option(False, "--json")) -> None:
         _show(reg.list_accounts(LOCAL_OPERATOR), as_json, ["username", "roles", "researcher", "status"], "accounts")
 
 
+@user_app.command("disable")
+def user_disable(
+    username: str,
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger)."),
+    as_user: str | None = typer.Option(None, "--as", help="Act as this account (its password is asked)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Disable an account: no more logins, and every token it holds is revoked at once."""
+    with _registry() as reg:
+        view = reg.disable_account(_identity(reg, as_user), username, reason)
+        _show(view, as_json, ["username", "roles", "researcher", "status"], "account")
+
+
+@user_app.command("enable")
+def user_enable(
+    username: str,
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger)."),
+    as_user: str | None = typer.Option(None, "--as", help="Act as this account (its password is asked)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Enable a disabled account (its old tokens stay revoked)."""
+    with _registry() as reg:
+        view = reg.enable_account(_identity(reg, as_user), username, reason)
+        _show(view, as_json, ["username", "roles", "researcher", "status"], "account")
+
+
+@user_app.command("password")
+def user_password(
+    username: str,
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the new password from stdin."),
+    as_user: str | None = typer.Option(
+        None, "--as", help="Act as this account (its password is asked; changing one's own proves it)."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Set an account's password (argon2id); the ledger records the change, never the password."""
+    with _registry() as reg:
+        who = _identity(reg, as_user)
+        if password_stdin:
+            new = sys.stdin.readline().rstrip("\n")
+        else:
+            new = typer.prompt("new password", hide_input=True, confirmation_prompt=True, err=True)
+        current = None
+        if as_user is not None and as_user == username:
+            current = typer.prompt(f"current password for {username}", hide_input=True, err=True)
+        view = reg.change_password(who, username, new, current_password=current)
+        _show(view, as_json, ["username", "roles", "researcher", "status"], "account")
+
+
 T_COLS = ["id", "prefix", "username", "application", "label", "expires_at", "revoked_at", "revoked_reason"]
 
 

@@ -69,6 +69,9 @@ ACTIONS: dict[str, ActionSpec] = {
     "suspension.lift": ActionSpec(frozenset({A, C})),
     "account.list": ActionSpec(frozenset({A, U})),
     "account.create": ActionSpec(frozenset({A})),
+    "account.disable": ActionSpec(frozenset({A})),
+    "account.enable": ActionSpec(frozenset({A})),
+    "account.password": ActionSpec(STAFF_READ | {R}, owner=True),  # one's own; an admin any account's
     "token.list": ActionSpec(STAFF_READ | {R}),
     "token.create": ActionSpec(STAFF_READ | {R}, owner=True),
     "token.revoke": ActionSpec(STAFF_READ | {R}, owner=True),

@@ -16,8 +16,16 @@ class Invalid(RegistryError):
 
 
 class NotFound(RegistryError):
+    """An unknown id. ``kind`` and ``ident`` say what was looked for, so that the policy can decide on
+    the request before anyone is told that the id does not exist."""
+
     status = 404
     code = "not_found"
+
+    def __init__(self, message: str = "not found", *, kind: str | None = None, ident: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.ident = ident
 
 
 class Conflict(RegistryError):

@@ -47,9 +47,11 @@ from biowarden.registry.auth import (
     hash_password,
     new_token,
     token_hash,
+    verify_password,
 )
 from biowarden.registry.batch import GroupCommit
 from biowarden.registry.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
+from biowarden.registry.throttle import UnauthenticatedThrottle
 from biowarden.registry.views import (
     AccessDecision,
     AccountView,
@@ -108,6 +110,7 @@ class Registry:
         # which bounds how long a change made by another process is seen as a 403 deny instead of a 401.
         self._auth_cache: dict[str, tuple[Identity, float]] = {}
         self._auth_lock = threading.Lock()
+        self.throttle = UnauthenticatedThrottle()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -190,13 +193,34 @@ class Registry:
         )
 
     def _decide(
-        self, s: Session, identity: Identity, action: str, resource: Resource, now: datetime
+        self,
+        s: Session,
+        identity: Identity,
+        action: str,
+        resource: Resource,
+        now: datetime,
+        extra_check: Callable[[Principal], str | None] | None = None,
     ) -> tuple[Principal, Decision, int]:
         principal = self._principal(s, identity, now)
         ctx = self._context(s, principal, action, resource, now)
         d = decide(principal, action, resource, ctx)
+        if d.allow and extra_check is not None:  # a check outside the policy's inputs (a proven password)
+            reason = extra_check(principal)
+            if reason is not None:
+                d = Decision(False, reason)
         idx = self.audit.decision(s, principal, action, resource, d)
         return principal, d, idx
+
+    def _deny_first(self, s: Session, identity: Identity, action: str, missing: NotFound, now: datetime) -> Denied:
+        """An id that does not exist: decide on what the request names (its kind and id; nothing about
+        the resource, which is not there), so that a caller the policy refuses gets the same 403 whether
+        or not the id exists. A refusal is ledgered and returned; to a caller the policy allows, the
+        unknown id is reported (404) and nothing is written."""
+        resource = Resource(kind=missing.kind or action.split(".", 1)[0], id=missing.ident)
+        _principal, d, idx = self._decide(s, identity, action, resource, now)
+        if d.allow:
+            raise missing
+        return Denied(action, d.reason, idx)
 
     def _run(
         self,
@@ -204,13 +228,17 @@ class Registry:
         action: str,
         prepare: Callable[[Session, datetime], tuple],
         apply: Callable[[Session, Principal, Any, int, datetime], Any],
+        extra_check: Callable[[Principal], str | None] | None = None,
     ) -> Any:
         def unit(s: Session) -> tuple[Any, Denied | None]:
             now = self._now()
-            prepared = prepare(s, now)
+            try:
+                prepared = prepare(s, now)
+            except NotFound as missing:
+                return None, self._deny_first(s, identity, action, missing, now)
             resource, state = prepared[0], prepared[1]
             conflict = prepared[2] if len(prepared) > 2 else None
-            principal, d, idx = self._decide(s, identity, action, resource, now)
+            principal, d, idx = self._decide(s, identity, action, resource, now, extra_check)
             if not d.allow:
                 return None, Denied(action, d.reason, idx)  # the decision commits; the caller is refused
             if conflict is not None:  # allowed, but impossible now: roll back, nothing is written
@@ -232,21 +260,21 @@ class Registry:
     def _institution(s: Session, name: str) -> InstitutionRow:
         row = s.scalar(select(InstitutionRow).where(InstitutionRow.name == name))
         if row is None:
-            raise NotFound(f"no institution named {name!r}")
+            raise NotFound(f"no institution named {name!r}", kind="institution", ident=name)
         return row
 
     @staticmethod
     def _researcher(s: Session, email: str) -> ResearcherRow:
         row = s.scalar(select(ResearcherRow).where(ResearcherRow.email == email))
         if row is None:
-            raise NotFound(f"no researcher with e-mail {email!r}")
+            raise NotFound(f"no researcher with e-mail {email!r}", kind="researcher", ident=email)
         return row
 
     @staticmethod
     def _application(s: Session, app_id: str) -> ApplicationRow:
         row = s.get(ApplicationRow, app_id)
         if row is None:
-            raise NotFound(f"no application {app_id!r}")
+            raise NotFound(f"no application {app_id!r}", kind="application", ident=app_id)
         return row
 
     @staticmethod
@@ -359,8 +387,9 @@ class Registry:
 
     # ------------------------------------------------------------------ authentication
 
-    def authenticate(self, token: str) -> Identity:
-        """The identity behind a bearer token; a failure is ledgered and raises ``Unauthenticated``."""
+    def authenticate(self, token: str, client: str | None = None) -> Identity:
+        """The identity behind a bearer token; a failure raises ``Unauthenticated`` and is ledgered (within
+        the throttle's bounds for ``client``, see ``registry.throttle``)."""
         now = self._now()
         key = token_hash(token) if isinstance(token, str) else ""
         tick = time.monotonic()
@@ -375,73 +404,97 @@ class Registry:
                     self._auth_cache.clear()
                 self._auth_cache[key] = (ident, tick)
             return ident
+        idx = self._refuse_unauthenticated("token", {"method": "bearer"}, client)
+        raise Unauthenticated("the bearer token is missing, unknown, expired or revoked", ledger_index=idx)
 
-        def unit(s: Session) -> int:
+    def _refuse_unauthenticated(
+        self,
+        subject: str,
+        payload: dict[str, Any],
+        client: str | None,
+        *,
+        actor: str = "anonymous",
+        reason: str = Reason.DENY_UNAUTHENTICATED.value,
+    ) -> int | None:
+        own, summary = self.throttle.admit(client)
+        if not own and summary is None:
+            return None
+
+        def unit(s: Session) -> int | None:
+            if summary is not None:
+                self.audit.record(
+                    s,
+                    "auth.coalesced",
+                    "system:throttle",
+                    "auth",
+                    summary,
+                    decision="deny",
+                    reason=Reason.DENY_UNAUTHENTICATED.value,
+                )
+            if not own:
+                return None
             return self.audit.record(
                 s,
                 "auth",
-                "anonymous",
-                "token",
-                {"method": "bearer"},
+                actor,
+                subject,
+                {**payload, "client": (client or "unknown")[:64]},
                 decision="deny",
-                reason=Reason.DENY_UNAUTHENTICATED.value,
+                reason=reason,
             )
 
-        idx = self.work.run(unit)
-        raise Unauthenticated("the bearer token is missing, unknown, expired or revoked", ledger_index=idx)
+        return self.work.run(unit)
 
     def forget_credentials(self) -> None:
         """Drop every cached token -> identity mapping (after anything that revokes or disables)."""
         with self._auth_lock:
             self._auth_cache.clear()
 
-    def deny_unauthenticated(self, what: str) -> int:
-        """Ledger a request that came without any credential."""
-        return self.work.run(
-            lambda s: self.audit.record(
-                s,
-                "auth",
-                "anonymous",
-                what,
-                {"method": "none"},
-                decision="deny",
-                reason=Reason.DENY_UNAUTHENTICATED.value,
-            )
-        )
+    def deny_unauthenticated(self, what: str, client: str | None = None) -> int | None:
+        """Ledger a request that came without any credential; returns its ledger index, or None when the
+        throttle coalesced it into its window's summary (see ``registry.throttle``)."""
+        return self._refuse_unauthenticated(what, {"method": "none"}, client)
 
-    def login(self, username: str, password: str, *, days: int = 1, label: str = "login") -> IssuedToken:
-        """Password login: issues a token for the account (shown once). Failures are ledgered."""
+    def login(
+        self, username: str, password: str, *, days: int = 1, label: str = "login", client: str | None = None
+    ) -> IssuedToken:
+        """Password login: issues a token for the account (shown once). Failures are ledgered (within the
+        throttle's bounds for ``client``, see ``registry.throttle``). The password is checked before the
+        unit of work (argon2 is slow: no lock is held for it); the unit then re-reads the account, so a
+        disable or password change committed in between wins."""
         username = v.username(username)
         if not isinstance(password, str) or len(password) > 1024:
             raise Invalid("password must be a string of at most 1024 characters")
         days = self._days(days)
-        failed: int | None = None
-        with self._gate, self.db.session() as s:
-            self._lock(s)
-            now = self._now()
-            ident = self.passwords.authenticate_password(s, username, password)
-            if ident is None:
-                failed = self.audit.record(
-                    s,
-                    "auth",
-                    username,
-                    f"account:{username}",
-                    {"method": "password"},
-                    decision="deny",
-                    reason=Reason.DENY_BAD_CREDENTIALS.value,
-                )
-            else:
-                self.audit.record(
-                    s,
-                    "auth",
-                    username,
-                    f"account:{username}",
-                    {"method": "password"},
-                    decision="allow",
-                    reason=Reason.ALLOW.value,
-                )
-                issued = self._issue(s, ident.account_id, None, days, label, username, now)
-        if failed is not None:
+        with self.db.read_session() as s:
+            row = s.scalar(select(AccountRow).where(AccountRow.username == username))
+            stored = row.password_hash if row is not None else None
+        ok = verify_password(stored, password)
+
+        def unit(s: Session) -> IssuedToken | None:
+            account = s.scalar(select(AccountRow).where(AccountRow.username == username))
+            if account is None or account.status != "active" or account.password_hash != stored:
+                return None
+            self.audit.record(
+                s,
+                "auth",
+                username,
+                f"account:{username}",
+                {"method": "password"},
+                decision="allow",
+                reason=Reason.ALLOW.value,
+            )
+            return self._issue(s, account.id, None, days, label, username, self._now())
+
+        issued = self.work.run(unit) if ok else None
+        if issued is None:
+            failed = self._refuse_unauthenticated(
+                f"account:{username}",
+                {"method": "password"},
+                client,
+                actor=username,
+                reason=Reason.DENY_BAD_CREDENTIALS.value,
+            )
             raise Unauthenticated("unknown username or wrong password", Reason.DENY_BAD_CREDENTIALS, failed)
         return issued
 
@@ -846,9 +899,14 @@ class Registry:
 
         def unit(s: Session) -> AccessDecision:
             now = self._now()
-            row = self._application(s, app_id)
-            resource = Resource(kind="application", id=app_id, application=self._app_info(s, row), fields=tuple(wanted))
+            try:
+                info = self._app_info(s, self._application(s, app_id))
+            except NotFound:
+                info = None  # decided without it (deny first): the id's existence is told to no one refused
+            resource = Resource(kind="application", id=app_id, application=info, fields=tuple(wanted))
             _p, d, idx = self._decide(s, identity, action, resource, now)
+            if d.allow and info is None:  # pragma: no cover - the policy never allows use without the application
+                raise NotFound(f"no application {app_id!r}", kind="application", ident=app_id)
             return AccessDecision(d.allow, d.reason, action, app_id, wanted, idx)
 
         return self.work.run(unit)
@@ -1097,6 +1155,108 @@ class Registry:
 
         return self._run(identity, "account.create", prepare, apply)
 
+    @staticmethod
+    def _account(s: Session, username: str) -> AccountRow:
+        row = s.scalar(select(AccountRow).where(AccountRow.username == username))
+        if row is None:
+            raise NotFound(f"no account {username!r}", kind="account", ident=username)
+        return row
+
+    def disable_account(self, identity: Identity, username: str, reason: str) -> AccountView:
+        """Disable an account: it can no longer log in, and every token it holds is revoked, from the
+        very next request on. An administrator cannot disable their own account."""
+        username = v.username(username)
+        reason = v.text(reason, "reason")
+
+        def prepare(s, now):
+            conflict: Conflict | None = None
+            row = self._account(s, username)
+            if row.status == "disabled":
+                conflict = Conflict(f"account {username!r} is already disabled")
+            elif identity.name == username and identity.via != "local":
+                conflict = Conflict("an account cannot disable itself")
+            return Resource(kind="account", id=username, owner=username), row, conflict
+
+        def apply(s, principal, row, _idx, now):
+            self.forget_credentials()
+            row.status = "disabled"
+            tokens = (
+                s.execute(
+                    update(ApiTokenRow)
+                    .where(ApiTokenRow.account_id == row.id, ApiTokenRow.revoked_at.is_(None))
+                    .values(revoked_at=now, revoked_reason=f"account disabled: {reason}"[:200])
+                ).rowcount
+                or 0
+            )
+            self.audit.record(
+                s,
+                "account.disabled",
+                principal.name,
+                f"account:{username}",
+                {"reason": reason, "tokens_revoked": tokens},
+            )
+            s.flush()
+            return self._account_view(s, row)
+
+        return self._run(identity, "account.disable", prepare, apply)
+
+    def enable_account(self, identity: Identity, username: str, reason: str) -> AccountView:
+        """Enable a disabled account again (its old tokens stay revoked: it logs in or is issued new ones)."""
+        username = v.username(username)
+        reason = v.text(reason, "reason")
+
+        def prepare(s, now):
+            row = self._account(s, username)
+            conflict = Conflict(f"account {username!r} is not disabled") if row.status != "disabled" else None
+            return Resource(kind="account", id=username, owner=username), row, conflict
+
+        def apply(s, principal, row, _idx, now):
+            row.status = "active"
+            self.audit.record(s, "account.enabled", principal.name, f"account:{username}", {"reason": reason})
+            s.flush()
+            return self._account_view(s, row)
+
+        return self._run(identity, "account.enable", prepare, apply)
+
+    def change_password(
+        self, identity: Identity, username: str, new_password: str, *, current_password: str | None = None
+    ) -> AccountView:
+        """Set an account's password. Anyone may change their own (proving the current one, when the account
+        has one); an administrator may set anyone's. The ledger records that it changed, never the password."""
+        username = v.username(username)
+        new_hash = hash_password(v.password(new_password))
+        if current_password is not None and (not isinstance(current_password, str) or len(current_password) > 1024):
+            raise Invalid("current password must be a string of at most 1024 characters")
+        # the current password is checked before the unit of work (argon2 is slow: no lock is held for it);
+        # the unit then checks that the hash it was checked against is still the stored one
+        with self.db.read_session() as s:
+            stored = s.scalar(select(AccountRow.password_hash).where(AccountRow.username == username))
+        proven = current_password is not None and verify_password(stored, current_password)
+
+        def own_needs_proof(principal: Principal) -> str | None:
+            if principal.local or principal.name != username:
+                return None
+            return None if (proven or stored is None) else Reason.DENY_BAD_CREDENTIALS.value
+
+        def prepare(s, now):
+            row = self._account(s, username)
+            conflict = Conflict("the password changed meanwhile: try again") if row.password_hash != stored else None
+            return Resource(kind="account", id=username, owner=username), row, conflict
+
+        def apply(s, principal, row, _idx, now):
+            row.password_hash = new_hash
+            self.audit.record(
+                s,
+                "account.password_changed",
+                principal.name,
+                f"account:{username}",
+                {"by": "self" if principal.name == username else "administrator"},
+            )
+            s.flush()
+            return self._account_view(s, row)
+
+        return self._run(identity, "account.password", prepare, apply, extra_check=own_needs_proof)
+
     def list_accounts(self, identity: Identity) -> list[AccountView]:
         def apply(s, principal, _state, _idx, now):
             rows = s.scalars(select(AccountRow).order_by(AccountRow.username)).all()
@@ -1153,7 +1313,7 @@ class Registry:
             conflict: Conflict | None = None
             row = s.get(ApiTokenRow, token_id)
             if row is None:
-                raise NotFound(f"no token {token_id}")
+                raise NotFound(f"no token {token_id}", kind="token", ident=str(token_id))
             if row.revoked_at is not None:
                 conflict = conflict or Conflict(f"token {token_id} is already revoked")
             owner = s.scalar(select(AccountRow.username).where(AccountRow.id == row.account_id))

@@ -132,10 +132,11 @@ def create_app(settings_or_db, keyring=None, *, clock=None, max_body: int = MAX_
         return _error(exc.status_code, code, str(exc.detail))
 
     def identity(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Identity:
+        client = request.client.host if request.client else None
         if creds is None or creds.scheme.lower() != "bearer":
-            idx = reg.deny_unauthenticated(f"route:{request.url.path[:200]}")
+            idx = reg.deny_unauthenticated(f"route:{request.url.path[:200]}", client)
             raise Unauthenticated("a bearer token is required", ledger_index=idx)
-        return reg.authenticate(creds.credentials)
+        return reg.authenticate(creds.credentials, client)
 
     Who = Annotated[Identity, Depends(identity)]
 
@@ -147,9 +148,10 @@ def create_app(settings_or_db, keyring=None, *, clock=None, max_body: int = MAX_
         return {"status": "ok"}
 
     @app.post("/auth/login", response_model=m.TokenIssuedOut, status_code=201, responses=ERRORS, tags=["auth"])
-    def login(body: m.LoginIn) -> dict:
+    def login(request: Request, body: m.LoginIn) -> dict:
         """Exchange a local account's password for an API token (shown once)."""
-        return reg.login(body.username, body.password, days=body.days).to_dict()
+        client = request.client.host if request.client else None
+        return reg.login(body.username, body.password, days=body.days, client=client).to_dict()
 
     # ------------------------------------------------------------ platform and self
 
@@ -329,6 +331,21 @@ def create_app(settings_or_db, keyring=None, *, clock=None, max_body: int = MAX_
         return reg.add_account(
             who, body.username, body.roles, password=body.password, researcher=body.researcher
         ).to_dict()
+
+    @app.post("/accounts/{username}/disable", response_model=m.AccountOut, responses=ERRORS, tags=["auth"])
+    def account_disable(who: Who, username: str, body: m.ReasonIn) -> dict:
+        """Disable an account: it cannot log in and its tokens are revoked, from the next request on."""
+        return reg.disable_account(who, username, body.reason).to_dict()
+
+    @app.post("/accounts/{username}/enable", response_model=m.AccountOut, responses=ERRORS, tags=["auth"])
+    def account_enable(who: Who, username: str, body: m.ReasonIn) -> dict:
+        """Enable a disabled account (its old tokens stay revoked)."""
+        return reg.enable_account(who, username, body.reason).to_dict()
+
+    @app.post("/accounts/{username}/password", response_model=m.AccountOut, responses=ERRORS, tags=["auth"])
+    def account_password(who: Who, username: str, body: m.PasswordIn) -> dict:
+        """Change a password: one's own (proving the current one), or, for an administrator, anyone's."""
+        return reg.change_password(who, username, body.new_password, current_password=body.current_password).to_dict()
 
     @app.get("/tokens", response_model=list[m.TokenOut], responses=ERRORS, tags=["auth"])
     def tokens(who: Who) -> list[dict]:

@@ -50,6 +50,11 @@ class ReasonIn(_In):
     reason: Text
 
 
+class PasswordIn(_In):
+    new_password: Annotated[StrictStr, Field(min_length=12, max_length=1024)]
+    current_password: Annotated[StrictStr, Field(max_length=1024)] | None = None
+
+
 class SuspendIn(_In):
     reason: Text
     revoke: StrictBool = False
