@@ -120,8 +120,12 @@ def canary_rows(
     c_idx = prf.below(eids, n, tweak=3)
     if SEX_COLUMN in m.schema.names:
         sex = np.asarray(m.column(SEX_COLUMN).to_numpy(zero_copy_only=False))
+        by_sex: dict[Any, np.ndarray] = {}
         for i in range(eids.size):
-            same = np.flatnonzero(sex == sex[a_idx[i]])
+            key = sex[a_idx[i]]
+            same = by_sex.get(key)
+            if same is None:
+                same = by_sex[key] = np.flatnonzero(sex == key)
             if same.size:
                 b_idx[i] = same[int(prf.below(eids[i : i + 1], same.size, tweak=2)[0])]
                 c_idx[i] = same[int(prf.below(eids[i : i + 1], same.size, tweak=4)[0])]
