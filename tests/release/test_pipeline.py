@@ -286,3 +286,42 @@ def test_failed_transaction_leaves_no_file_and_no_record(db, reg, keyring, cohor
     assert not (tmp_path / "broken.parquet").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".broken")]
     assert _releases(db) == 0 and _ledger_kinds(db).count("release.create") == created
+
+
+def test_failure_while_streaming_leaves_nothing(db, reg, keyring, cohort_file, policy, tmp_path, monkeypatch):
+    """A kernel that fails part-way: no file, no staging or spill files, no release record or entry."""
+    import biowarden.trace.embed as embed
+
+    real = embed.mark_batch
+    calls = []
+
+    def failing(batch, *a, **kw):
+        calls.append(batch.num_rows)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(batch, *a, **kw)
+
+    monkeypatch.setattr(embed, "mark_batch", failing)
+    monkeypatch.setattr("biowarden.engine.core.Engine.batches", _small_batches())
+    with pq.ParquetFile(cohort_file[0]) as f:
+        eids = f.read(columns=["eid"]).column("eid").to_numpy()[:600]
+    before = list(tmp_path.iterdir())
+    with pytest.raises(RuntimeError, match="disk full"):
+        _release(db, keyring, cohort_file, policy, tmp_path, name="partial.parquet", participants=eids)
+    assert len(calls) >= 2
+    assert list(tmp_path.iterdir()) == before
+    assert _releases(db) == 0 and "release.create" not in _ledger_kinds(db)
+
+
+def _small_batches():
+    """Engine.batches cut into 100-row batches, so the stream has several."""
+    from biowarden.engine.core import Engine
+
+    real = Engine.batches
+
+    def batches(self, expr, schema, chunk_rows=1 << 16):
+        for b in real(self, expr, schema, chunk_rows):
+            for start in range(0, b.num_rows, 100):
+                yield b.slice(start, 100)
+
+    return batches

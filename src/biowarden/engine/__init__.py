@@ -1,6 +1,7 @@
 """The data plane: Ibis over DuckDB (default) and PySpark local mode, with Arrow-batch kernels.
 
-Public API: ``open_engine``, ``Engine``, ``histogram``, ``map_batches``, ``scope``, ``ScopeReport``,
+Public API: ``open_engine``, ``Engine``, ``histogram``, ``map_batches``, ``scope``, ``read_columns``,
+``scan_batches``, ``sort_by_key``, ``ScopeReport``,
 ``write_release``, ``source_schema``, ``EngineError``; ``prf_u64`` (the keyed PRF over many threads).
 """
 
@@ -11,11 +12,14 @@ from biowarden.engine.core import (
     histogram,
     map_batches,
     open_engine,
+    read_columns,
+    scan_batches,
     scope,
     source_schema,
 )
 from biowarden.engine.errors import EngineError
 from biowarden.engine.kernels import prf_u64
+from biowarden.engine.shuffle import sort_by_key
 from biowarden.engine.writer import write_release
 
 __all__ = [
@@ -27,7 +31,10 @@ __all__ = [
     "map_batches",
     "open_engine",
     "prf_u64",
+    "read_columns",
+    "scan_batches",
     "scope",
+    "sort_by_key",
     "source_schema",
     "write_release",
 ]

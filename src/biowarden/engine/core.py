@@ -347,6 +347,42 @@ def scope(
     return ScopeReport(counter.rows, tuple(cols), size, time.perf_counter() - started)
 
 
+def read_columns(
+    source: Source, columns: list[str], engine: str | Engine = "duckdb", participants: Any = None
+) -> pa.Table:
+    """``eid`` plus ``columns`` (of ``participants`` only, if given) as one Arrow table in eid order, with
+    the source's exact types: for compact reads (the quasi-identifiers the risk gate needs)."""
+    schema = source_schema(source)
+    check_columns(schema, [EID])
+    cols = [EID, *check_columns(schema, [c for c in columns if c != EID])]
+    out_schema = pa.schema([schema.field(c) for c in cols])
+    with _engine(engine) as eng:
+        return eng.to_arrow(_select(eng, source, cols, participants).order_by(_EID_ORDER), out_schema)
+
+
+def scan_batches(
+    source: Source,
+    columns: list[str],
+    engine: str | Engine = "duckdb",
+    participants: Any = None,
+    chunk_rows: int = 1 << 15,
+) -> Iterator[pa.RecordBatch]:
+    """Stream ``eid`` plus ``columns`` (of ``participants`` only, if given) in whatever order the engine
+    scans them, with the source's exact types: for row-wise work whose result does not depend on the
+    order (the release kernel; the rows are put in pseudonym order afterwards). DuckDB hands over batches
+    of ``chunk_rows`` one at a time; Spark returns Arrow to the driver."""
+    schema = source_schema(source)
+    check_columns(schema, [EID])
+    cols = [EID, *check_columns(schema, [c for c in columns if c != EID])]
+    out_schema = pa.schema([schema.field(c) for c in cols])
+
+    def run() -> Iterator[pa.RecordBatch]:
+        with _engine(engine) as eng:
+            yield from eng.batches(_select(eng, source, cols, participants), out_schema, chunk_rows)
+
+    return run()
+
+
 _DONE = object()
 
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from biowarden.cohort.fields import PARTICIPANT_COLUMN, Role
 PSEUDONYM_COLUMN = "pseudonym_id"
 FORMATS = ("parquet", "csv")
 RELEASE_KIND = "release.create"
+KERNEL_THREADS = max(1, min(4, os.cpu_count() or 1))  # release kernels run side by side (the rows are sorted after)
 DENIED_KIND = "release.denied"
 
 
@@ -291,6 +291,106 @@ def _smallest_change(table: pa.Table, qis: list[str], hier: dict, threshold: Ris
     return "request more participants or fewer quasi-identifiers"
 
 
+def quasi_identifiers(schema: pa.Schema, columns: Sequence[str], dictionary) -> list[str]:
+    """The requested columns the dictionary calls quasi-identifiers (scalar ones: set-valued are not gated)."""
+    out = []
+    for c in columns:
+        if c == PARTICIPANT_COLUMN or c not in schema.names:
+            continue
+        typ = schema.field(c).type
+        if _is_quasi(dictionary, c) and not (pa.types.is_list(typ) or pa.types.is_large_list(typ)):
+            out.append(c)
+    return out
+
+
+class ReleaseKernel:
+    """The per-batch transform of a release: rows (master eid, columns) in, in any order; release rows out:
+    quasi-identifiers replaced by their generalised (or suppressed) labels, measures marked on the master
+    eid, the pseudonym first and the eid gone. Stateless per batch apart from the mark report it adds up,
+    so the output does not depend on how the rows were cut into batches or in which order they came."""
+
+    def __init__(self, gate_eids, pseudonyms, generalised, columns, out_schema, marking, app_no: int, keyring) -> None:
+        self.gate_eids = gate_eids
+        self.pseudonyms = pa.array(pseudonyms, pa.int64())
+        self.generalised = generalised
+        self.columns = list(columns)
+        self.out_schema = out_schema
+        self.marking = marking
+        self.app_no = int(app_no)
+        self.keyring = keyring
+        from biowarden.trace.embed import MarkReport
+
+        self.report = MarkReport(application_no=self.app_no)
+        self.report.skipped = dict(marking.skipped)
+        self.rows = 0
+
+    @staticmethod
+    def out_schema_for(gate: GateResult, columns, schema: pa.Schema) -> pa.Schema:
+        """The release's schema: the pseudonym, then the columns (generalised QIs as their label type)."""
+        fields = [pa.field(PSEUDONYM_COLUMN, pa.int64())]
+        for c in columns:
+            fields.append(pa.field(c, gate.table.schema.field(c).type) if c in gate.qis else schema.field(c))
+        return pa.schema(fields)
+
+    @classmethod
+    def build(
+        cls, gate: GateResult, pseudonyms, columns, schema: pa.Schema, marking, app_no: int, keyring
+    ) -> ReleaseKernel:
+        generalised = {q: gate.table.column(q).combine_chunks() for q in gate.qis}
+        out_schema = cls.out_schema_for(gate, columns, schema)
+        eids = gate.table.column(PARTICIPANT_COLUMN).to_numpy()
+        return cls(eids, pseudonyms, generalised, columns, out_schema, marking, app_no, keyring)
+
+    def apply(self, batch: pa.RecordBatch):
+        """One batch out and its mark report (pure: safe to run on several threads at once)."""
+        from biowarden.trace.embed import mark_batch
+
+        eids = np.asarray(batch.column(PARTICIPANT_COLUMN).to_numpy(zero_copy_only=False), dtype=np.int64)
+        marked, rep = mark_batch(batch, self.marking, self.app_no, self.keyring, eids)
+        pos = pa.array(np.searchsorted(self.gate_eids, eids))
+        arrays = [self.pseudonyms.take(pos)]
+        for c in self.columns:
+            arrays.append(self.generalised[c].take(pos) if c in self.generalised else marked.column(c))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.out_schema), rep
+
+    def _account(self, rep) -> None:
+        self.report.marked_columns = rep.marked_columns
+        self.report.merge(rep)
+        self.rows += rep.rows
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        out, rep = self.apply(batch)
+        self._account(rep)
+        return out
+
+    def run(self, batches: Iterable[pa.RecordBatch], threads: int = 1) -> Iterable[pa.RecordBatch]:
+        """Apply the kernel to a stream; with ``threads`` > 1 several batches at once (NumPy and Arrow
+        release the GIL), at most ``2 * threads`` in flight. Output order may differ from input order."""
+        if threads <= 1:
+            for b in batches:
+                if b.num_rows:
+                    yield self(b)
+            return
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="biowarden-kernel") as pool:
+            pending: set = set()
+            for b in batches:
+                if not b.num_rows:
+                    continue
+                pending.add(pool.submit(self.apply, b))
+                if len(pending) >= 2 * threads:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        out, rep = f.result()
+                        self._account(rep)
+                        yield out
+            for f in list(pending):
+                out, rep = f.result()
+                self._account(rep)
+                yield out
+
+
 def risk_gate(table: pa.Table, dictionary, threshold: RiskThreshold, prior: Sequence[pa.Table] = ()) -> GateResult:
     """Generalise the table's quasi-identifiers until ``threshold`` holds, alone and with ``prior`` holdings.
 
@@ -374,6 +474,128 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+MARKING_GROUP = 16  # columns read at a time to decide which carry marks (bounded memory)
+
+
+def streamed_marking_policy(eng, parquet, columns, keep, gate: GateResult, schema: pa.Schema, dictionary, options):
+    """The marking policy ``trace.protect.marking_policy`` would decide on the whole released table, decided
+    a few columns at a time: the checks on the values (on the precision's grid, spread wide enough) are per
+    column, and measures are released as they are stored (the gate only generalises quasi-identifiers), so
+    the participants' stored values are the released ones."""
+    from biowarden.trace.embed import MarkingPolicy
+
+    out_schema = ReleaseKernel.out_schema_for(gate, columns, schema)
+    release_schema = pa.schema([f for f in out_schema if f.name != PSEUDONYM_COLUMN])
+
+    def decide(cols, data=None, exclude=()):
+        return MarkingPolicy.from_dictionary(
+            dictionary,
+            cols,
+            allow_dates=options.mark_dates,
+            fraction=float(options.fraction),
+            exclude=[*gate.qis, *exclude],
+            schema=release_schema,
+            data=data,
+        )
+
+    candidates = list(decide(columns).columns)
+    reasons: dict[str, str] = {}
+    for start in range(0, len(candidates), MARKING_GROUP):
+        group = candidates[start : start + MARKING_GROUP]
+        data = read_group(eng, parquet, group, keep)
+        checked = decide(group, data)
+        reasons.update({c: checked.skipped[c] for c in group if c not in checked.columns})
+        del data
+    policy = decide(columns, exclude=list(reasons))
+    policy.skipped.update(reasons)
+    return policy
+
+
+def read_group(eng, parquet, cols, keep) -> pa.Table:
+    from biowarden.engine import read_columns
+
+    return read_columns(str(parquet), cols, engine=eng, participants=keep)
+
+
+def _protect_in_memory(eng, parquet, columns, keep, gate: GateResult, dictionary, app_no, keyring, options):
+    """The whole release in memory (canaries are shaped like it): the QIs as the gate generalised them,
+    canaries added and every row marked (``trace.protect.protect_release``), the pseudonym in place of the
+    eid, rows in pseudonym order."""
+    from biowarden.engine import read_columns
+    from biowarden.trace import pseudonym as pseudo
+    from biowarden.trace.protect import protect_release
+
+    table = read_columns(str(parquet), columns, engine=eng, participants=keep)  # eid order, as the gate's
+    for q in gate.qis:
+        table = table.set_column(table.column_names.index(q), q, gate.table.column(q))
+    protection = protect_release(
+        table, dictionary, app_no, keyring, generalised=gate.qis, options=options, master=parquet
+    )
+    table = protection.table
+    ids = pseudo.pseudonymise(table.column(PARTICIPANT_COLUMN).to_numpy(), app_no, keyring)
+    table = table.drop_columns([PARTICIPANT_COLUMN]).add_column(0, PSEUDONYM_COLUMN, pa.array(ids, pa.int64()))
+    return table.take(pa.array(np.argsort(ids, kind="stable"))), protection
+
+
+HISTORY_OWN = 400  # the actor's and the application's latest exports replayed (the detectors keep 200)
+HISTORY_PLATFORM = 4000  # the platform's latest exports replayed (the detectors' peer sample)
+
+
+def monitor_with_history(db, config, researcher: str, application: str, at: datetime):
+    """A monitor that has learnt the exports made before ``at``: the researcher's and the application's
+    latest ones and the platform's latest ones (the size rule's three bases, in that order of preference),
+    replayed in time order through ``Monitor.observe``.
+
+    The exports are read from the export accounting (``egress_usage``: one row per ``egress.export`` ledger
+    entry, written in the same transaction), which carries who, when, rows and cells, everything the
+    pre-check's rules read, without decoding participant sets. Alerts raised while learning are dropped:
+    the monitor's scan files those from the ledger."""
+    from sqlalchemy import or_, select
+
+    from biowarden.monitor.activity import Activity
+    from biowarden.monitor.detectors import Monitor
+    from biowarden.store.egress_tables import EgressUsage
+
+    cols = (
+        EgressUsage.id,
+        EgressUsage.at,
+        EgressUsage.researcher,
+        EgressUsage.application,
+        EgressUsage.institution,
+        EgressUsage.rows,
+        EgressUsage.cells,
+    )
+    newest = (EgressUsage.at.desc(), EgressUsage.id.desc())
+    with db.session() as s:
+        own = s.execute(
+            select(*cols)
+            .where(
+                EgressUsage.at < at,
+                or_(EgressUsage.researcher == researcher, EgressUsage.application == application),
+            )
+            .order_by(*newest)
+            .limit(HISTORY_OWN)
+        ).all()
+        platform = s.execute(select(*cols).where(EgressUsage.at < at).order_by(*newest).limit(HISTORY_PLATFORM)).all()
+    seen: dict[int, tuple] = {r[0]: r for r in platform}
+    seen.update({r[0]: r for r in own})
+    monitor = Monitor(config)
+    for _id, when, who, app, inst, rows, cells in sorted(seen.values(), key=lambda r: (_aware(r[1]), r[0])):
+        if rows <= 0:
+            continue
+        monitor.observe(
+            Activity(
+                at=_aware(when),
+                researcher=who,
+                application=app,
+                institution=inst,
+                rows=int(rows),
+                fields=max(1, round(int(cells) / int(rows))),
+            )
+        )
+    return monitor
+
+
 def _ledger_denial(db, keyring, actor: str, application_id: str, payload: dict[str, Any], reason: str, at) -> int:
     from biowarden.ledger.events import LedgerEvent
     from biowarden.store.ledger_store import LedgerStore
@@ -390,6 +612,22 @@ def _ledger_denial(db, keyring, actor: str, application_id: str, payload: dict[s
                 reason=reason[:128],
                 at=at,
             ),
+        )
+
+
+def _holds_releases(db, application_id: str, institution: str) -> bool:
+    from sqlalchemy import or_, select
+
+    from biowarden.store.release_tables import ReleaseRow
+
+    with db.session() as s:
+        return (
+            s.scalar(
+                select(ReleaseRow.id)
+                .where(or_(ReleaseRow.application_id == application_id, ReleaseRow.institution == institution))
+                .limit(1)
+            )
+            is not None
         )
 
 
@@ -451,10 +689,12 @@ def create_release(
     from biowarden.cohort import load_cohort
     from biowarden.egress.limits import EgressPolicy, ExportRequest
     from biowarden.egress.service import EgressControl
-    from biowarden.engine import scope, write_release
+    from biowarden.engine import open_engine, read_columns, scan_batches, sort_by_key, write_release
+    from biowarden.engine.core import prefetch
+    from biowarden.engine.writer import ROW_GROUP_ROWS
     from biowarden.ledger.events import LedgerEvent
     from biowarden.monitor.activity import EXPORT_KIND, Activity
-    from biowarden.monitor.detectors import Monitor, MonitorConfig
+    from biowarden.monitor.detectors import MonitorConfig
     from biowarden.registry.errors import RegistryError
     from biowarden.registry.service import Registry
     from biowarden.store.ledger_store import LedgerStore
@@ -462,7 +702,7 @@ def create_release(
     from biowarden.store.release_tables import ReleaseRow
     from biowarden.trace import pseudonym as pseudo
     from biowarden.trace.code import PURPOSE_CELL, PURPOSE_SYMBOL
-    from biowarden.trace.protect import TraceOptions, protect_release
+    from biowarden.trace.protect import Protection, TraceOptions
     from biowarden.trace.releases import participant_digest
 
     home = Path(home)
@@ -518,7 +758,8 @@ def create_release(
             )
         eids = wanted
     else:
-        eids = np.unique(all_eids)
+        eids = _distinct_sorted(all_eids)
+    digest = participant_digest(eids)
     policy = egress_policy or EgressPolicy.load(home / "egress.json")
     control = EgressControl(policy, cohort_size=int(all_eids.size), cohort_fields=len(schema.names) - 1)
     request_digest = hashlib.sha256(
@@ -526,7 +767,7 @@ def create_release(
             {
                 "application": application_id,
                 "fields": columns,
-                "participants": participant_digest(eids),
+                "participants": digest,
                 "format": fmt,
                 "k": threshold.k,
                 "max_risk": threshold.max_risk,
@@ -585,7 +826,8 @@ def create_release(
         app_expires=app_expires,
     )
     config = monitor_config or MonitorConfig(cohort_size=int(all_eids.size))
-    blocks = [a for a in Monitor(config).precheck(activity, exception=exception_id is not None) if a.block]
+    monitor = monitor_with_history(db, config, researcher_email, application_id, at)
+    blocks = [a for a in monitor.precheck(activity, exception=exception_id is not None) if a.block]
     if blocks:
         raise deny(
             f"DENY_MONITOR_{blocks[0].detector.upper()}",
@@ -593,50 +835,89 @@ def create_release(
             "ask the access committee for an exception, or request fewer participants",
         )
 
-    # 4. the data, then the risk gate
+    # 4. the quasi-identifiers alone (a compact read), then the risk gate on them
     app_no = application_number(db, application_id, at)
-    with tempfile.TemporaryDirectory(prefix="biowarden-release-") as tmp:
-        scoped = Path(tmp) / "scoped.parquet"
-        scope(str(parquet), columns, scoped, engine=engine, participants=eids if participants is not None else None)
-        table = pq.read_table(scoped)
+    keep = eids if participants is not None else None
+    qi_cols = quasi_identifiers(schema, columns, dictionary)
+    eng = open_engine(engine)  # one engine for the whole release (closed below, unless the caller's)
+    owned = eng is not engine
+    try:
+        qi_table = read_columns(str(parquet), qi_cols, engine=eng, participants=keep)
+    except BaseException:
+        if owned:
+            eng.close()
+        raise
     prior = []
-    if cumulative:
-        master_qis = [c for c in columns if c in schema.names]
-        if master_qis:
-            master = pq.read_table(
-                parquet,
-                columns=[
-                    PARTICIPANT_COLUMN,
-                    *[c for c in schema.names if c != PARTICIPANT_COLUMN and _is_quasi(dictionary, c)],
-                ],
-            )
-            prior = _prior_holdings(db, application_id, institution, master, dictionary)
+    if cumulative and qi_cols and _holds_releases(db, application_id, institution):
+        master = pq.read_table(
+            parquet,
+            columns=[
+                PARTICIPANT_COLUMN,
+                *[c for c in schema.names if c != PARTICIPANT_COLUMN and _is_quasi(dictionary, c)],
+            ],
+        )
+        prior = _prior_holdings(db, application_id, institution, master, dictionary)
+        del master
     try:
-        gate = risk_gate(table, dictionary, threshold, prior)
+        gate = risk_gate(qi_table, dictionary, threshold, prior)
     except ReleaseDenied as d:
+        if owned:
+            eng.close()
         raise deny(d.reason, d.detail, d.suggestion) from None
-    table = gate.table
+    except BaseException:
+        if owned:
+            eng.close()
+        raise
+    del qi_table
 
-    # 5. canaries if the custodian's trace options add them, and the fingerprint (on master eids; which cells
-    # carry marks is decided on the released values, never on the QIs the gate generalised), then the
-    # pseudonym replaces the eid; rows in pseudonym order
-    protection = protect_release(
-        table, dictionary, app_no, keyring, generalised=gate.qis, options=TraceOptions.load(home), master=parquet
-    )
-    table, marking = protection.table, protection.policy
-    ids = pseudo.pseudonymise(table.column(PARTICIPANT_COLUMN).to_numpy(), app_no, keyring)
-    table = table.drop_columns([PARTICIPANT_COLUMN]).add_column(0, PSEUDONYM_COLUMN, pa.array(ids, pa.int64()))
-    table = table.take(pa.array(np.argsort(ids, kind="stable")))
-
-    # 6. write to a staging file beside the target, then account for it and publish it in one transaction
+    # 5. the fingerprint (on master eids; which columns carry marks is decided on the released values, never
+    # on the QIs the gate generalised) and the pseudonym in place of the eid, rows in pseudonym order, into
+    # a staging file beside the target. Streamed in record batches through one kernel and a bounded-memory
+    # sort; with canaries on (trace.json), in memory, since canaries are shaped like the whole release.
+    options = TraceOptions.load(home)
+    gate_eids = gate.table.column(PARTICIPANT_COLUMN).to_numpy()
     staging = out.with_name(f".{out.name}.{secrets.token_hex(6)}.staging")
+    scanned = ordered = None
     try:
-        nbytes = write_release(table, staging, fmt)
+        if options.canaries:
+            table, protection = _protect_in_memory(
+                eng, parquet, columns, keep, gate, dictionary, app_no, keyring, options
+            )
+            out_schema = table.schema
+            rows = table.num_rows
+            nbytes = write_release(table, staging, fmt, schema=out_schema)
+            del table
+        else:
+            ids = pseudo.pseudonymise(gate_eids, app_no, keyring)
+            marking = streamed_marking_policy(eng, parquet, columns, keep, gate, schema, dictionary, options)
+            kernel = ReleaseKernel.build(gate, ids, columns, schema, marking, app_no, keyring)
+            scanned = prefetch(scan_batches(str(parquet), columns, engine=eng, participants=keep))
+            marked_rows = kernel.run(scanned, threads=KERNEL_THREADS)
+            rows_out = sort_by_key(
+                marked_rows, PSEUDONYM_COLUMN, ids, kernel.out_schema, ROW_GROUP_ROWS, tmpdir=out.parent
+            )
+            ordered = prefetch(rows_out, depth=1)
+            nbytes = write_release(ordered, staging, fmt, schema=kernel.out_schema)
+            rows = kernel.rows
+            protection = Protection(gate.table, marking, kernel.report, options=options)
+            if rows != gate_eids.size:  # pragma: no cover - the scan keeps every requested participant
+                raise ReleaseError(f"the engine returned {rows} rows for {gate_eids.size} participants")
         sha = _sha256(staging)
-    except Exception:
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             staging.unlink()
         raise
+    finally:
+        if ordered is not None:
+            ordered.close()
+        if scanned is not None:
+            scanned.close()
+        if owned:
+            eng.close()
+    marking = protection.policy
+    if rows != gate_eids.size:  # pragma: no cover - the join keeps every requested participant
+        staging.unlink()
+        raise ReleaseError(f"the engine returned {rows} rows for {gate_eids.size} participants")
     release_id = f"R-{at.strftime('%Y%m%d')}-{secrets.token_hex(5)}"
     key_ids = {p: keyring.key_id(p) for p in (pseudo.PURPOSE_PERM, pseudo.PURPOSE_TAG, PURPOSE_CELL, PURPOSE_SYMBOL)}
     manifest = ReleaseManifest(
@@ -647,8 +928,8 @@ def create_release(
         researcher=researcher_email,
         created_at=at.isoformat(),
         fields=columns,
-        rows=table.num_rows,
-        participant_digest=participant_digest(eids),
+        rows=rows,
+        participant_digest=digest,
         quasi_identifiers=gate.qis,
         levels=gate.levels,
         risk=gate.risk,
@@ -717,7 +998,7 @@ def create_release(
                     levels=gate.levels,
                     risk=manifest.risk,
                     key_ids=key_ids,
-                    rows=table.num_rows,
+                    rows=rows,
                     participant_digest=manifest.participant_digest,
                     participants=bm.serialize(),
                     file_sha256=sha,
@@ -751,6 +1032,15 @@ def create_release(
 
 class _Rollback(Exception):
     pass
+
+
+def _distinct_sorted(a: np.ndarray) -> np.ndarray:
+    """The distinct values of ``a`` in ascending order (without sorting when they already are: the cohort
+    is stored in eid order)."""
+    a = np.asarray(a, dtype=np.int64)
+    if a.size < 2 or bool((a[1:] > a[:-1]).all()):
+        return a
+    return np.unique(a)
 
 
 def _is_quasi(dictionary, column: str) -> bool:
