@@ -915,9 +915,6 @@ def create_release(
         if owned:
             eng.close()
     marking = protection.policy
-    if rows != gate_eids.size:  # pragma: no cover - the join keeps every requested participant
-        staging.unlink()
-        raise ReleaseError(f"the engine returned {rows} rows for {gate_eids.size} participants")
     release_id = f"R-{at.strftime('%Y%m%d')}-{secrets.token_hex(5)}"
     key_ids = {p: keyring.key_id(p) for p in (pseudo.PURPOSE_PERM, pseudo.PURPOSE_TAG, PURPOSE_CELL, PURPOSE_SYMBOL)}
     manifest = ReleaseManifest(
