@@ -233,8 +233,8 @@ def section_calibration(full: bool) -> None:
             ben = float(np.exp(bounds.bennett_logp(thr[t], n, up.max())))
             print(f"{label:<34}{t:>10.0e}{thr[t]:>10.1f}{counts[t] / n_innocent:>12.2e}{counts[t]:>8}{ben:>12.2e}")
         label = ""
-    print("An innocent is accused only when p * candidates < 1e-6; over these leaks the empirical rate at the")
-    print("bound's 1e-6 point is the 'count' column of the 1e-6 rows (expected ~0 of 1,000,000).")
+    print("An innocent is accused only when p * candidates < 1e-6. At the bound's 1e-6 point the 'count'")
+    print(f"column counts innocents beyond it: the bound allows {n_innocent * 1e-6:g} in {n_innocent:,}.")
 
 
 def section_utility(full: bool) -> None:
