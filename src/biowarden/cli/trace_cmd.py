@@ -22,6 +22,7 @@ def trace(
     from biowarden.release import StoreCatalog
     from biowarden.trace.accuse import TraceError, trace_table
     from biowarden.trace.canary import SEX_COLUMN
+    from biowarden.trace.embed import MarkingPolicy
     from biowarden.trace.protect import TraceOptions, TraceOptionsError, canary_pool_for_tracing
     from biowarden.trace.read import LeakReadError, read_leak
 
@@ -48,8 +49,23 @@ def trace(
         fail(str(exc))
     try:
         with console.status("tracing...") if not as_json else _Null():
+            # read marks as the releases made them: the custodian's marked share and whether dates move
+            policy = MarkingPolicy.from_dictionary(
+                dictionary,
+                master.schema.names,
+                data=master,
+                fraction=float(options.fraction),
+                allow_dates=options.mark_dates,
+            )
             verdict = trace_table(
-                leak, master, dictionary, catalog, keyring, epsilon, canary_pool=canary_pool_for_tracing(options)
+                leak,
+                master,
+                dictionary,
+                catalog,
+                keyring,
+                epsilon,
+                policy=policy,
+                canary_pool=canary_pool_for_tracing(options),
             )
     except (TraceError, ValueError) as exc:
         fail(str(exc))
