@@ -143,14 +143,27 @@ def main(argv: list[str] | None = None) -> None:
                     f">= {TARGET_APPEND:,.0f}/s",
                 )
             )
+            have = ledger.size()
+            t = time.perf_counter()
+            if args.entries > have:
+                _batched(ledger, args.entries - have, 10_000, start=have)
+            fill_s = time.perf_counter() - t
+            rows.append(
+                (
+                    "PostgreSQL",
+                    f"fill to {args.entries:,} (append_many, 10,000 per transaction)",
+                    f"{(args.entries - have) / max(fill_s, 1e-9):,.0f} entries/s",
+                    "",
+                )
+            )
             report = ledger.verify()
             assert report.ok, report.problem
             rows.append(
                 (
                     "PostgreSQL",
-                    f"verify {report.entries:,} entries, {report.workers} processes",
+                    f"verify {report.entries:,} entries, {report.checkpoints} checkpoints, {report.workers} processes",
                     f"{report.seconds:.2f} s",
-                    f"(scaled: {report.seconds * 1_000_000 / max(report.entries, 1):.2f} s per million)",
+                    f"<= {TARGET_VERIFY_S:.0f} s",
                 )
             )
             db.dispose()

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from biowarden.policy import (
@@ -85,6 +85,61 @@ AUTH_CACHE_SIZE = 10_000
 FORGETS_CREDENTIALS = frozenset({"token.revoke", "suspension.create", "account.disable", "account.password"})
 
 
+# The statements every decision runs, built once (bound parameters; the decision path builds none):
+# the caller's account, researcher, institution and token in one row ...
+_PRINCIPAL = (
+    select(
+        AccountRow.username,
+        AccountRow.roles,
+        AccountRow.status,
+        ResearcherRow.email,
+        ResearcherRow.status,
+        ResearcherRow.attested_on,
+        InstitutionRow.name,
+        ApiTokenRow.id,
+        ApiTokenRow.expires_at,
+        ApiTokenRow.revoked_at,
+        ApiTokenRow.application_id,
+    )
+    .select_from(AccountRow)
+    .outerjoin(ResearcherRow, ResearcherRow.id == AccountRow.researcher_id)
+    .outerjoin(InstitutionRow, InstitutionRow.id == ResearcherRow.institution_id)
+    .outerjoin(ApiTokenRow, ApiTokenRow.id == bindparam("token"))
+    .where(AccountRow.id == bindparam("account"))
+)
+# ... every active suspension that can cover the request ...
+_ACTIVE_SUSPENSIONS = select(SuspensionRow.scope, SuspensionRow.target, SuspensionRow.kind).where(
+    SuspensionRow.lifted_at.is_(None),
+    or_(
+        SuspensionRow.scope == "platform",
+        (SuspensionRow.scope == "institution") & SuspensionRow.target.in_(bindparam("insts", expanding=True)),
+        (SuspensionRow.scope == "application") & (SuspensionRow.target == bindparam("app")),
+        (SuspensionRow.scope == "researcher") & (SuspensionRow.target == bindparam("researcher")),
+    ),
+)
+# ... the status of the institutions involved ...
+_INSTITUTION_STATUS = select(InstitutionRow.name, InstitutionRow.status).where(
+    InstitutionRow.name.in_(bindparam("insts", expanding=True))
+)
+# ... an application's state ...
+_APPLICATION = select(
+    ApplicationRow.id,
+    ApplicationRow.status,
+    ApplicationRow.starts_on,
+    ApplicationRow.expires_on,
+    ApplicationRow.fields,
+    ApplicationRow.institution_id,
+).where(ApplicationRow.id == bindparam("app"))
+# ... and an application's institution with its members (one row per member, or one row)
+_APP_INSTITUTION_MEMBERS = (
+    select(InstitutionRow.name, ResearcherRow.email)
+    .select_from(InstitutionRow)
+    .outerjoin(ApplicationMemberRow, ApplicationMemberRow.application_id == bindparam("app"))
+    .outerjoin(ResearcherRow, ResearcherRow.id == ApplicationMemberRow.researcher_id)
+    .where(InstitutionRow.id == bindparam("inst"))
+)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -126,29 +181,26 @@ class Registry:
     def _principal(self, s: Session, identity: Identity, now: datetime) -> Principal:
         if identity.via == "local" and identity.account_id is None:
             return Principal(name=identity.name, roles=LOCAL_ROLES, local=True)
-        account = s.get(AccountRow, identity.account_id) if identity.account_id is not None else None
-        if account is None or account.status != "active":
+        if identity.account_id is None:
             return Principal(name=identity.name, authenticated=False)
+        # the account, its researcher and institution, and the token, fresh, in one query
+        tid = identity.token_id if identity.token_id is not None else -1
+        row = s.execute(_PRINCIPAL, {"account": identity.account_id, "token": tid}).first()
+        if row is None or row[2] != "active":
+            return Principal(name=identity.name, authenticated=False)
+        username, roles, _status, researcher, rstatus, attested, inst_name, tok_id, expires, revoked_at, app = row
         token_app: str | None = None
         revoked = False
         if identity.token_id is not None:
-            tok = s.get(ApiTokenRow, identity.token_id)
-            if tok is None or aware(tok.expires_at) <= now:
+            if tok_id is None or aware(expires) <= now:
                 return Principal(name=identity.name, authenticated=False)
-            revoked = tok.revoked_at is not None
-            token_app = tok.application_id
-        researcher = inst = rstatus = None
-        attested = None
-        if account.researcher_id is not None:
-            r = s.get(ResearcherRow, account.researcher_id)
-            if r is not None:
-                researcher, rstatus, attested = r.email, r.status, r.attested_on
-                inst = s.scalar(select(InstitutionRow.name).where(InstitutionRow.id == r.institution_id))
+            revoked = revoked_at is not None
+            token_app = app
         return Principal(
-            name=account.username,
-            roles=frozenset(account.roles) & ALL_ROLES,
+            name=username,
+            roles=frozenset(roles or []) & ALL_ROLES,
             researcher=researcher,
-            institution=inst,
+            institution=inst_name if researcher is not None else None,
             researcher_status=rstatus,
             attested_on=attested,
             token_application=token_app,
@@ -163,27 +215,13 @@ class Registry:
         insts = {x for x in (principal.institution, resource.institution) if x}
         if resource.application is not None:
             insts.add(resource.application.institution)
-        conds = [SuspensionRow.scope == "platform"]
-        if insts:
-            conds.append((SuspensionRow.scope == "institution") & SuspensionRow.target.in_(insts))
-        if resource.application is not None:
-            conds.append((SuspensionRow.scope == "application") & (SuspensionRow.target == resource.application.id))
-        if principal.researcher:
-            conds.append((SuspensionRow.scope == "researcher") & (SuspensionRow.target == principal.researcher))
-        rows = s.execute(
-            select(SuspensionRow.scope, SuspensionRow.target, SuspensionRow.kind).where(
-                SuspensionRow.lifted_at.is_(None), or_(*conds)
-            )
-        ).all()
-        status = (
-            dict(
-                s.execute(
-                    select(InstitutionRow.name, InstitutionRow.status).where(InstitutionRow.name.in_(insts))
-                ).all()
-            )
-            if insts
-            else {}
-        )
+        params = {
+            "insts": sorted(insts),
+            "app": resource.application.id if resource.application is not None else None,
+            "researcher": principal.researcher or None,
+        }
+        rows = s.execute(_ACTIVE_SUSPENSIONS, params).all()
+        status = dict(s.execute(_INSTITUTION_STATUS, params).all()) if insts else {}
         return Context(
             now=now,
             suspensions=tuple(SuspensionInfo(*r) for r in rows),
@@ -294,15 +332,35 @@ class Registry:
         return row.status
 
     def _app_info(self, s: Session, row: ApplicationRow) -> ApplicationInfo:
-        inst = s.scalar(select(InstitutionRow.name).where(InstitutionRow.id == row.institution_id))
+        # the institution's name and the members' e-mails in one query (one row per member, or one row)
+        pairs = s.execute(_APP_INSTITUTION_MEMBERS, {"app": row.id, "inst": row.institution_id}).all()
         return ApplicationInfo(
             id=row.id,
-            institution=inst or "",
+            institution=(pairs[0][0] if pairs else None) or "",
             status=row.status,
             starts_on=row.starts_on,
             expires_on=row.expires_on,
-            members=frozenset(self._members(s, row.id)),
+            members=frozenset(email for _inst, email in pairs if email is not None),
             fields=frozenset(row.fields or []),
+        )
+
+    @staticmethod
+    def _access_info(s: Session, app_id: str) -> ApplicationInfo | None:
+        """What a data-access decision needs to know about an application (None if there is none), read
+        with two prebuilt statements and no ORM objects: this runs for every data request."""
+        row = s.execute(_APPLICATION, {"app": app_id}).first()
+        if row is None:
+            return None
+        _id, status, starts_on, expires_on, fields, inst_id = row
+        pairs = s.execute(_APP_INSTITUTION_MEMBERS, {"app": app_id, "inst": inst_id}).all()
+        return ApplicationInfo(
+            id=app_id,
+            institution=(pairs[0][0] if pairs else None) or "",
+            status=status,
+            starts_on=starts_on,
+            expires_on=expires_on,
+            members=frozenset(email for _inst, email in pairs if email is not None),
+            fields=frozenset(fields or []),
         )
 
     def _app_view(self, s: Session, row: ApplicationRow, now: datetime) -> ApplicationView:
@@ -899,10 +957,7 @@ class Registry:
 
         def unit(s: Session) -> AccessDecision:
             now = self._now()
-            try:
-                info = self._app_info(s, self._application(s, app_id))
-            except NotFound:
-                info = None  # decided without it (deny first): the id's existence is told to no one refused
+            info = self._access_info(s, app_id)  # None: decided without it (deny first, see _deny_first)
             resource = Resource(kind="application", id=app_id, application=info, fields=tuple(wanted))
             _p, d, idx = self._decide(s, identity, action, resource, now)
             if d.allow and info is None:  # pragma: no cover - the policy never allows use without the application

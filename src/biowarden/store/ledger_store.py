@@ -156,8 +156,8 @@ class LedgerStore:
             )
             row = session.execute(stmt).first()
         else:
-            # a write first: SQLite takes its database write lock now, so concurrent appenders queue here
-            session.execute(update(_H).where(_H.c.id == 1).values(size=_H.c.size))
+            # every write transaction on SQLite begins IMMEDIATE (store.db.connect): it already holds the
+            # database's write lock, so concurrent appenders queue before they read the head
             row = session.execute(
                 select(_H.c.size, _H.c.frontier, _H.c.checkpoint_size, _H.c.checkpoint_ts).where(_H.c.id == 1)
             ).first()
