@@ -477,7 +477,7 @@ def _sha256(path: Path) -> str:
 MARKING_GROUP = 16  # columns read at a time to decide which carry marks (bounded memory)
 
 
-def streamed_marking_policy(eng, parquet, columns, keep, gate: GateResult, schema: pa.Schema, dictionary, options):
+def streamed_marking_policy(parquet, columns, keep, gate: GateResult, schema: pa.Schema, dictionary, options):
     """The marking policy ``trace.protect.marking_policy`` would decide on the whole released table, decided
     a few columns at a time: the checks on the values (on the precision's grid, spread wide enough) are per
     column, and measures are released as they are stored (the gate only generalises quasi-identifiers), so
@@ -502,7 +502,7 @@ def streamed_marking_policy(eng, parquet, columns, keep, gate: GateResult, schem
     reasons: dict[str, str] = {}
     for start in range(0, len(candidates), MARKING_GROUP):
         group = candidates[start : start + MARKING_GROUP]
-        data = read_group(eng, parquet, group, keep)
+        data = read_group(parquet, group, keep)
         checked = decide(group, data)
         reasons.update({c: checked.skipped[c] for c in group if c not in checked.columns})
         del data
@@ -511,10 +511,15 @@ def streamed_marking_policy(eng, parquet, columns, keep, gate: GateResult, schem
     return policy
 
 
-def read_group(eng, parquet, cols, keep) -> pa.Table:
-    from biowarden.engine import read_columns
+def read_group(parquet, cols, keep) -> pa.Table:
+    """A few columns of the participants, in the file's order (a statistic's input: no engine sort)."""
+    import pyarrow.parquet as pq
 
-    return read_columns(str(parquet), cols, engine=eng, participants=keep)
+    table = pq.read_table(parquet, columns=[PARTICIPANT_COLUMN, *cols])
+    if keep is not None:
+        eids = table.column(PARTICIPANT_COLUMN).to_numpy()
+        table = table.filter(pa.array(np.isin(eids, keep, assume_unique=True)))
+    return table.drop_columns([PARTICIPANT_COLUMN])
 
 
 def _protect_in_memory(eng, parquet, columns, keep, gate: GateResult, dictionary, app_no, keyring, options):
@@ -889,7 +894,7 @@ def create_release(
             del table
         else:
             ids = pseudo.pseudonymise(gate_eids, app_no, keyring)
-            marking = streamed_marking_policy(eng, parquet, columns, keep, gate, schema, dictionary, options)
+            marking = streamed_marking_policy(parquet, columns, keep, gate, schema, dictionary, options)
             kernel = ReleaseKernel.build(gate, ids, columns, schema, marking, app_no, keyring)
             scanned = prefetch(scan_batches(str(parquet), columns, engine=eng, participants=keep))
             marked_rows = kernel.run(scanned, threads=KERNEL_THREADS)
