@@ -188,7 +188,7 @@ class EgressControl:
             added_cells = 0
             for f in req.fields:
                 old = deserialise(current[f].bitmap) if f in current else None
-                merged = (old | new) if old is not None else new.copy()
+                merged = (old | new) if old is not None else new  # shared, never modified in place
                 added_cells += len(merged) - (len(old) if old is not None else 0)
                 per_field[f] = merged
             union = deserialise(scope.union_bitmap) | new
@@ -223,14 +223,21 @@ class EgressControl:
                                 institution=req.institution, rows=req.rows, cells=req.cells, bytes=req.bytes,
                                 release_id=req.release_id))
         ids = {"institution": req.institution, "application": req.application}
+        blobs: dict[int, bytes] = {}  # a bitmap shared by several fields (the export's own) is serialised once
+
+        def blob(bm) -> bytes:
+            if id(bm) not in blobs:
+                blobs[id(bm)] = serialise(bm)
+            return blobs[id(bm)]
+
         for kind, (per_field, union, participants, cells) in coverage.items():
             scope = locked.rows[kind]
-            scope.union_bitmap = serialise(union)
+            scope.union_bitmap = blob(union)
             scope.participants = participants
             scope.cells = cells
             for f, bm in per_field.items():
                 session.merge(EgressCoverage(scope_kind=kind, scope_id=ids[kind], field=f,
-                                             bitmap=serialise(bm), participants=len(bm)))
+                                             bitmap=blob(bm), participants=len(bm)))
         session.flush()
 
     # -- committee exceptions ----------------------------------------------------------------------

@@ -882,7 +882,7 @@ def create_release(
     options = TraceOptions.load(home)
     gate_eids = gate.table.column(PARTICIPANT_COLUMN).to_numpy()
     staging = out.with_name(f".{out.name}.{secrets.token_hex(6)}.staging")
-    scanned = ordered = None
+    scanned = rows_out = None
     try:
         if options.canaries:
             table, protection = _protect_in_memory(
@@ -901,8 +901,8 @@ def create_release(
             rows_out = sort_by_key(
                 marked_rows, PSEUDONYM_COLUMN, ids, kernel.out_schema, ROW_GROUP_ROWS, tmpdir=out.parent
             )
-            ordered = prefetch(rows_out, depth=1)
-            nbytes = write_release(ordered, staging, fmt, schema=kernel.out_schema)
+            # one bucket at a time: sorting the next while writing this one would hold three in memory
+            nbytes = write_release(rows_out, staging, fmt, schema=kernel.out_schema)
             rows = kernel.rows
             protection = Protection(gate.table, marking, kernel.report, options=options)
             if rows != gate_eids.size:  # pragma: no cover - the scan keeps every requested participant
@@ -913,8 +913,8 @@ def create_release(
             staging.unlink()
         raise
     finally:
-        if ordered is not None:
-            ordered.close()
+        if rows_out is not None:
+            rows_out.close()  # the spill folder goes with it
         if scanned is not None:
             scanned.close()
         if owned:
