@@ -22,6 +22,7 @@ STAFF = {A, C, OC, U}
 EVERYONE = STAFF | {R}
 PRINCIPALS = {"admin": A, "committee": C, "checker": OC, "auditor": U, "mem": R, "non": R}
 NB, SC = "Northbridge Institute", "Scratch Institute"
+PASSWORD = "matrix password 12"  # every principal's; changing one's own proves it and sets it again
 MEM, NON = "mem@northbridge.ac.uk", "non@northbridge.ac.uk"
 APPS = {"draft": "A-0001", "approved": "A-0002", "suspended": "A-0003", "revoked": "A-0004", "expired": "A-0005"}
 STATUS_REASON = {
@@ -74,7 +75,7 @@ class World:
         reg.add_application(OP, "A-0900", SC, ["31"])
         reg.approve_application(OP, "A-0900")
         for name, role in PRINCIPALS.items():
-            reg.add_account(OP, name, [role], researcher={"mem": MEM, "non": NON}.get(name))
+            reg.add_account(OP, name, [role], researcher={"mem": MEM, "non": NON}.get(name), password=PASSWORD)
         reg.add_account(OP, "other", [U])
         clock.advance(days=10)  # A-0005 is now expired; attestations (made on START) are still current
         self.mint()
@@ -175,7 +176,7 @@ def cases() -> list[Case]:
             "POST",
             lambda w, p: f"/accounts/{p}/password",
             EVERYONE,
-            body={"new_password": "a fresh long password"},
+            body={"new_password": PASSWORD, "current_password": PASSWORD},
         ),
         Case(
             "account.password.other",

@@ -462,7 +462,9 @@ class Registry:
                     self._auth_cache.clear()
                 self._auth_cache[key] = (ident, tick)
             return ident
-        idx = self._refuse_unauthenticated("token", {"method": "bearer"}, client)
+        # throttled per client AND token: every holder of a revoked token is refused on the record, while
+        # the overall bound still caps a flood of made-up tokens
+        idx = self._refuse_unauthenticated("token", {"method": "bearer"}, client, bucket=f"{client}|{key[:16]}")
         raise Unauthenticated("the bearer token is missing, unknown, expired or revoked", ledger_index=idx)
 
     def _refuse_unauthenticated(
@@ -473,8 +475,9 @@ class Registry:
         *,
         actor: str = "anonymous",
         reason: str = Reason.DENY_UNAUTHENTICATED.value,
+        bucket: str | None = None,
     ) -> int | None:
-        own, summary = self.throttle.admit(client)
+        own, summary = self.throttle.admit(bucket or client)
         if not own and summary is None:
             return None
 

@@ -2,7 +2,8 @@
 
 Every refused request is ledgered, but a flood of requests without (or with bad) credentials must not be
 able to grow the ledger without bound. :class:`UnauthenticatedThrottle` counts them per client in fixed
-windows: the first ``per_client`` of a client's refusals in a window, and at most ``overall`` in all, are
+windows: the first ``per_client`` of a client's refusals in a window (the registry counts a client's
+refusals per bearer token it presents, and otherwise per client), and at most ``overall`` in all, are
 ledgered one by one; the rest are only counted, and the counts are ledgered as ONE summary entry
 (``auth.coalesced``: how many, from how many clients, the busiest ones) when the next window opens. So an
 unauthenticated flood adds at most ``overall + 1`` entries per window, whatever its rate. The request is
@@ -47,7 +48,7 @@ class UnauthenticatedThrottle:
     def admit(self, client: str | None) -> tuple[bool, dict[str, Any] | None]:
         """Whether to ledger this refusal on its own, and the summary of the window that just closed (to
         be ledgered now) if there is one."""
-        key = (client or "unknown")[:64]
+        key = (client or "unknown")[:96]
         with self._lock:
             summary = None
             now = self._clock()
