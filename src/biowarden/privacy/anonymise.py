@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from biowarden.privacy.data import DataError, Histogram, as_strings, histogram_from_table
+from biowarden.privacy.data import DataError, Histogram, as_strings, histogram_from_table, is_set_valued
 from biowarden.privacy.diversity import SensitiveData, class_diversity
-from biowarden.privacy.hierarchy import Hierarchy, HierarchyError
+from biowarden.privacy.hierarchy import Hierarchy, HierarchyError, SetHierarchy
 from biowarden.privacy.population import ClassSizes, population_uniqueness
 
 METRICS = ("loss", "precision", "discernibility", "aecs")
@@ -755,6 +755,11 @@ def apply_transformation(
         suppress = fail[inverse.reshape(-1)]
     out = table
     for q, level in zip(qis, lv, strict=True):
+        h = hierarchies[q]
+        if isinstance(h, SetHierarchy) and is_set_valued(table.schema.field(q).type):
+            col = _generalise_set(table.column(q), h, level, suppress, suppressed_marker)
+            out = out.set_column(out.column_names.index(q), q, col)
+            continue
         labels = np.array(hierarchies[q].labels[level] + [suppressed_marker], dtype=object)
         codes = gen_cols[q].copy()
         if suppress is not None:
@@ -762,3 +767,46 @@ def apply_transformation(
         col = pa.array(labels[codes], pa.string())
         out = out.set_column(out.column_names.index(q), q, col)
     return out
+
+
+def _generalise_set(
+    column: pa.ChunkedArray | pa.Array,
+    h: SetHierarchy,
+    level: int,
+    suppress: np.ndarray | None,
+    suppressed_marker: str,
+) -> pa.Array:
+    """A list column generalised element by element, in place (positions kept, so a paired list such as
+    the operation codes still lines up); at the top level, or for a suppressed record, the whole list is
+    ``[suppressed_marker]`` (its length hidden too). A missing list stays missing below the top."""
+    import pyarrow.compute as pc
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(arr)
+    hide = np.zeros(n, dtype=bool) if suppress is None else np.asarray(suppress, dtype=bool).copy()
+    if level >= h.height - 1:
+        hide[:] = True
+    lens = np.asarray(pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool) & ~hide
+    flat = as_strings(arr.flatten())  # element texts, as the hierarchy was built from
+    elem = h.element
+    if elem is None:
+        raise HierarchyError(f"set hierarchy {h.name!r} has no element hierarchy")
+    keep = ~hide
+    new_lens = np.where(keep, lens, 1)
+    offsets = np.concatenate([[0], np.cumsum(new_lens)]).astype(np.int64)
+    values = np.empty(int(offsets[-1]), dtype=object)
+    if len(flat):
+        enc = pc.dictionary_encode(flat)
+        rows = elem.encode(enc.dictionary.to_pylist())
+        labels = np.array(elem.labels[level], dtype=object)[elem.codes[level][rows]]
+        gen = labels[enc.indices.to_numpy(zero_copy_only=False)]
+        owner = np.repeat(np.arange(n, dtype=np.int64), lens)
+        src_start = np.concatenate([[0], np.cumsum(lens)])[:-1]
+        dest = offsets[:-1][owner] + (np.arange(len(gen)) - src_start[owner])
+        kept = keep[owner]
+        values[dest[kept]] = gen[kept]
+    values[offsets[:-1][hide]] = suppressed_marker
+    return pa.LargeListArray.from_arrays(
+        pa.array(offsets, pa.int64()), pa.array(values, pa.string()), mask=pa.array(null)
+    ).cast(pa.list_(pa.string()))

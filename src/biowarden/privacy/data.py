@@ -73,11 +73,50 @@ def read_table(path: str | Path) -> pa.Table:
         raise DataError(f"cannot read delimited file {path}: {e}") from e
 
 
+def is_set_valued(typ: pa.DataType) -> bool:
+    """A list column: one set of values per record (diagnoses, operation dates...)."""
+    return pa.types.is_list(typ) or pa.types.is_large_list(typ)
+
+
+def set_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The canonical text of every set-valued cell: its elements' texts, sorted, as a compact JSON list.
+
+    Two records with the same multiset of values (in any order) get the same text, so a list column works
+    as one quasi-identifier: ``[2015-03-14, 2012-01-02]`` and ``[2012-01-02, 2015-03-14]`` are one value
+    (``'["2012-01-02","2015-03-14"]'``); an empty list is ``[]``, a missing list ``NULL``. Elements are
+    rendered as :func:`as_strings` renders scalars. Only the distinct elements pass through Python.
+    """
+    import json
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not is_set_valued(arr.type):
+        raise DataError(f"column of type {arr.type} is not set-valued")
+    n = len(arr)
+    lens = np.asarray(pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    flat = as_strings(arr.flatten())  # flatten skips null lists and honours slicing
+    total = int(lens.sum())
+    if total:
+        uniq, inverse = np.unique(np.asarray(flat.to_numpy(zero_copy_only=False), dtype=object), return_inverse=True)
+        quoted = np.array([json.dumps(str(u)) for u in uniq], dtype=object)
+        owner = np.repeat(np.arange(n, dtype=np.int64), lens)
+        order = np.lexsort((inverse.reshape(-1), owner))
+        elements = pa.array(quoted[inverse.reshape(-1)[order]], pa.string())
+    else:
+        elements = pa.array([], pa.string())
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), pa.int64())
+    joined = pc.binary_join(pa.LargeListArray.from_arrays(offsets, elements), ",")
+    text = pc.binary_join_element_wise("[", joined, "]", "")
+    return pc.if_else(arr.is_null(), pa.scalar(NULL_VALUE, pa.string()), text).cast(pa.string())
+
+
 def as_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """A column as strings (numbers as their shortest text, dates ISO, nulls as ``NULL``)."""
+    """A column as strings (numbers as their shortest text, dates ISO, nulls as ``NULL``, sets by
+    :func:`set_strings`)."""
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
+    if is_set_valued(arr.type):
+        return set_strings(arr)
     if pa.types.is_floating(arr.type):
         # whole floats print without the trailing ".0" so they meet hierarchies written as integers;
         # formatted once per distinct value
@@ -176,6 +215,8 @@ def _encode(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str], 
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
+    if is_set_valued(arr.type):
+        arr = set_strings(arr)  # a set is one value: its canonical text
     enc = pc.dictionary_encode(arr, null_encoding="encode")
     labels = as_strings(enc.dictionary).to_pylist()
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)

@@ -9,7 +9,10 @@ strings:
 - ``interval:W1,W2,...`` (numbers: bands of width W1, then W2, ...; each width a multiple of the last),
 - ``coding:icd10-chapter`` (ICD-10 code -> 3-character category -> block -> chapter) and
   ``coding:ukb-centre-region`` (UK Biobank assessment centre -> region -> country),
-- ``file:NAME`` (a file named NAME in the hierarchies folder).
+- ``file:NAME`` (a file named NAME in the hierarchies folder),
+- ``set:SPEC`` (a set-valued column, e.g. ``set:date:month,quarter,year`` for a participant's operation
+  dates: every element generalised by SPEC, the record's value being the sorted tuple of generalised
+  elements; the top level ``*`` hides the whole set, its size included).
 
 Everything here is encoded once into integer arrays so that the search can generalise distinct
 combinations with NumPy indexing.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -181,6 +185,12 @@ _DATE_LEVELS = ("day", "month", "quarter", "year", "5y", "10y")
 
 
 def parse_spec(spec: str) -> tuple[str, list[str]]:
+    if spec.strip().lower().startswith("set:"):
+        return "set", [spec.strip()[4:].strip()]
+    return _parse_spec(spec)
+
+
+def _parse_spec(spec: str) -> tuple[str, list[str]]:
     """``"date:month,year"`` -> ``("date", ["month", "year"])``; ``"file:x.csv"`` -> ``("file", ["x.csv"])``."""
     if ":" not in spec:
         raise HierarchyError(f"hierarchy spec {spec!r} is not of the form KIND:ARGS")
@@ -410,6 +420,8 @@ def build_hierarchy(name: str, spec: str, values: Iterable[str], folder: str | P
     """A hierarchy for column ``name`` from a dictionary spec string, covering ``values``."""
     kind, args = parse_spec(spec)
     values = list(values)
+    if kind == "set":
+        return build_set_hierarchy(name, values, args[0], folder)
     if kind != "file" and NULL_VALUE in values:
         # missing values generalise to themselves until the top
         h = build_hierarchy(name, spec, [v for v in values if v != NULL_VALUE], folder)
@@ -433,3 +445,66 @@ def build_hierarchy(name: str, spec: str, values: Iterable[str], folder: str | P
 def flat_hierarchy(name: str, values: Iterable[str]) -> Hierarchy:
     """The trivial two-level hierarchy (value -> ``*``) for a quasi-identifier without one."""
     return Hierarchy(name, [[v, TOP] for v in sorted(set(values))])
+
+
+# ----------------------------------------------------------------------------------- set-valued columns
+
+DATE_SET_SPEC = "date:month,quarter,year"  # day -> month -> quarter -> year -> * for lists of dates
+
+
+def set_label(elements: Iterable[str]) -> str:
+    """The canonical text of a set of values (as ``biowarden.privacy.data.set_strings`` renders a list cell)."""
+    return json.dumps(sorted(elements), separators=(",", ":"))
+
+
+def parse_set_label(value: str, name: str = "") -> list[str] | None:
+    """The elements of a canonical set text; None for a missing set (``NULL``)."""
+    if value == NULL_VALUE:
+        return None
+    try:
+        elements = json.loads(value)
+    except json.JSONDecodeError:
+        elements = None
+    if not isinstance(elements, list) or not all(isinstance(e, str) for e in elements):
+        raise HierarchyError(f"column {name!r}: {value!r} is not a set value (a JSON list of strings)")
+    return elements
+
+
+@dataclass
+class SetHierarchy(Hierarchy):
+    """A hierarchy over set values (canonical texts, see :func:`set_label`) built from an element hierarchy.
+
+    Level ``l`` below the top maps every element of a set to its level-``l`` label in ``element`` and sorts
+    the result (the same multiset of generalised elements is the same value, so equivalence classes and
+    the histogram work unchanged); the top level is ``*`` for the whole set. Coarsening every element
+    coarsens the tuple, so the hierarchy is a tree whenever ``element`` is, and the lattice search stays
+    exact. A missing set stays missing below the top; an empty set stays empty.
+    """
+
+    element: Hierarchy | None = None
+
+
+def build_set_hierarchy(
+    name: str, values: Iterable[str], element_spec: str = DATE_SET_SPEC, folder: str | Path | None = None
+) -> SetHierarchy:
+    """A :class:`SetHierarchy` covering the canonical set texts ``values``, elements generalised by
+    ``element_spec`` (any spec but another ``set:``)."""
+    if parse_spec(element_spec)[0] == "set":
+        raise HierarchyError(f"hierarchy for {name!r}: a set's elements cannot themselves be sets")
+    distinct = sorted(set(values))
+    sets = [parse_set_label(v, name) for v in distinct]
+    elements = sorted({e for s in sets if s is not None for e in s})
+    if elements:
+        element = build_hierarchy(name, element_spec, elements, folder)
+    else:
+        element = Hierarchy(name, [[NULL_VALUE, TOP]])  # no element anywhere: only the top level generalises
+    index = element.index
+    levels = element.height - 1  # the element hierarchy's own top is replaced by the set's
+    rows = []
+    for v, s in zip(distinct, sets, strict=True):
+        if s is None or not s:
+            rows.append([v] * levels + [TOP])
+            continue
+        idx = [index[e] for e in s]
+        rows.append([v, *(set_label([element.rows[i][lv] for i in idx]) for lv in range(1, levels)), TOP])
+    return SetHierarchy(name, rows, element=element)
