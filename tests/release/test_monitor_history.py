@@ -91,3 +91,36 @@ def test_colleagues_history_counts_for_a_new_researcher(db, reg, keyring, cohort
             participants=eids[:1400],
         )
     assert exc.value.reason == "DENY_MONITOR_EXPORT_SIZE" and "application's researchers" in exc.value.detail
+
+
+def test_platform_peers_only_when_the_researcher_and_application_are_new(db):
+    """With no history of their own or their application's, a researcher is compared with the platform's
+    researchers (a stricter bar); their own history, once there, replaces the platform's."""
+    from biowarden.monitor.activity import Activity
+    from biowarden.store.egress_tables import EgressUsage
+
+    with db.session() as s:
+        for i in range(60):
+            s.add(
+                EgressUsage(
+                    at=START - timedelta(hours=i + 1),
+                    researcher=f"peer{i % 7}@elsewhere.ac.uk",
+                    application=f"A-09{i % 5:02d}",
+                    institution="Elsewhere",
+                    rows=40 + i,
+                    cells=(40 + i) * 3,
+                    bytes=1000,
+                )
+            )
+    huge = Activity(
+        at=START, researcher="new@northbridge.ac.uk", application="A-0777", institution="N", rows=3000, fields=100
+    )
+    m = monitor_with_history(db, CONFIG, "new@northbridge.ac.uk", "A-0777", START)
+    assert len(m.researchers) == 7  # the platform's researchers were learnt
+    blocked = [a for a in m.precheck(huge) if a.block]
+    assert blocked and "platform's researchers" in blocked[0].detail
+    # a researcher with history of their own is judged on it, and the platform is not read
+    m2 = monitor_with_history(db, CONFIG, "peer1@elsewhere.ac.uk", "A-0901", START)
+    assert set(m2.researchers) <= {f"peer{i}@elsewhere.ac.uk" for i in range(7)}
+    assert len(m2.researchers["peer1@elsewhere.ac.uk"].log_cells) >= 5
+    assert sum(len(r.log_cells) for r in m2.researchers.values()) < 60

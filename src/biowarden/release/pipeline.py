@@ -542,20 +542,20 @@ def _protect_in_memory(eng, parquet, columns, keep, gate: GateResult, dictionary
     return table.take(pa.array(np.argsort(ids, kind="stable"))), protection
 
 
-HISTORY_OWN = 400  # the actor's and the application's latest exports replayed (the detectors keep 200)
+HISTORY_OWN = 200  # the researcher's and the application's latest exports replayed (the detectors keep 200)
 HISTORY_PLATFORM = 4000  # the platform's latest exports replayed (the detectors' peer sample)
 
 
 def monitor_with_history(db, config, researcher: str, application: str, at: datetime):
     """A monitor that has learnt the exports made before ``at``: the researcher's and the application's
-    latest ones and the platform's latest ones (the size rule's three bases, in that order of preference),
-    replayed in time order through ``Monitor.observe``.
+    latest ones, and the platform's latest ones when neither has enough history for the size rule (its
+    three bases, in that order of preference), replayed in time order through ``Monitor.observe``.
 
     The exports are read from the export accounting (``egress_usage``: one row per ``egress.export`` ledger
     entry, written in the same transaction), which carries who, when, rows and cells, everything the
     pre-check's rules read, without decoding participant sets. Alerts raised while learning are dropped:
     the monitor's scan files those from the ledger."""
-    from sqlalchemy import or_, select
+    from sqlalchemy import select
 
     from biowarden.monitor.activity import Activity
     from biowarden.monitor.detectors import Monitor
@@ -571,19 +571,19 @@ def monitor_with_history(db, config, researcher: str, application: str, at: date
         EgressUsage.cells,
     )
     newest = (EgressUsage.at.desc(), EgressUsage.id.desc())
+    before = EgressUsage.at < at
     with db.session() as s:
-        own = s.execute(
-            select(*cols)
-            .where(
-                EgressUsage.at < at,
-                or_(EgressUsage.researcher == researcher, EgressUsage.application == application),
-            )
-            .order_by(*newest)
-            .limit(HISTORY_OWN)
+        mine = s.execute(
+            select(*cols).where(before, EgressUsage.researcher == researcher).order_by(*newest).limit(HISTORY_OWN)
         ).all()
-        platform = s.execute(select(*cols).where(EgressUsage.at < at).order_by(*newest).limit(HISTORY_PLATFORM)).all()
-    seen: dict[int, tuple] = {r[0]: r for r in platform}
-    seen.update({r[0]: r for r in own})
+        colleagues = s.execute(
+            select(*cols).where(before, EgressUsage.application == application).order_by(*newest).limit(HISTORY_OWN)
+        ).all()
+        platform = []
+        if len(mine) < config.min_history and len(colleagues) < config.min_history:
+            # only then does the size rule compare with the platform's researchers
+            platform = s.execute(select(*cols).where(before).order_by(*newest).limit(HISTORY_PLATFORM)).all()
+    seen: dict[int, tuple] = {r[0]: r for r in (*platform, *colleagues, *mine)}
     monitor = Monitor(config)
     for _id, when, who, app, inst, rows, cells in sorted(seen.values(), key=lambda r: (_aware(r[1]), r[0])):
         if rows <= 0:
