@@ -5,10 +5,11 @@ newspaper's approximate birth date plus the date of one operation, re-identify p
 data; the same attacks against a generalised release mostly end in ambiguity. Also the Rocher et al.
 likelihood of correct re-identification of the raw birth-and-centre quasi-identifiers in the UK population.
 
-First the raw risk of the cohort's quasi-identifiers (sex, birth year and month, centre, Townsend index)
-in the UK population, and the optimal k=5 anonymisation of them (at most 1% of participants suppressed,
-ARX's Loss), with what it costs in utility and what risk is left; that release (home coordinates,
-assessment date and age dropped, operation dates to the month) is what the attacks meet.
+First the raw risk of the cohort's quasi-identifiers (sex, birth year and month, centre, Townsend index and
+the list of operation dates, one set-valued quasi-identifier) in the UK population, and the optimal k=5
+anonymisation of them (at most 1% of participants suppressed, ARX's Loss; every operation date generalised
+with the rest: day, month, quarter, year or the whole list hidden), with what it costs in utility and what
+risk is left; that release (home coordinates, assessment date and age dropped) is what the attacks meet.
 
 Uses ``ctx.state["cohort_dir"]`` (from the cohort step). If an earlier step left a generalised release in
 ``ctx.state["anonymised_release"]`` (an Arrow table with an ``eid`` column of true participant ids), it is
@@ -26,7 +27,7 @@ _COLUMNS = ["eid", "31-0.0", "34-0.0", "52-0.0", "54-0.0", "189-0.0", "20074-0.0
 _UK_POPULATION = 67_000_000
 
 
-_QIS = ["31-0.0", "34-0.0", "52-0.0", "54-0.0", "189-0.0"]
+_QIS = ["31-0.0", "34-0.0", "52-0.0", "54-0.0", "189-0.0", "41282-0"]  # the last: operation dates (a list)
 
 
 def _anonymise(ctx: DemoContext, cohort):
@@ -40,10 +41,14 @@ def _anonymise(ctx: DemoContext, cohort):
     from biowarden.privacy.hierarchy import build_hierarchy, flat_hierarchy
     from biowarden.privacy.register import coarsen_release
     from biowarden.privacy.risk import measure_risk
+    from biowarden.privacy.setvalued import date_set_hierarchy, is_date_set
 
     dictionary = cohort_dictionary()
     hier = {}
     for q in _QIS:
+        if is_date_set(cohort.schema.field(q).type):
+            hier[q] = date_set_hierarchy(q, cohort.column(q))
+            continue
         values = as_strings(pc.unique(cohort.column(q))).to_pylist()
         spec = dictionary.for_column(q).hierarchy
         hier[q] = build_hierarchy(q, spec, values) if spec else flat_hierarchy(q, values)
@@ -54,7 +59,10 @@ def _anonymise(ctx: DemoContext, cohort):
         return None
     release = res.apply(cohort).filter(pa.array(~res.suppressed_records))
     after = measure_risk(release, _QIS, population=_UK_POPULATION)
-    t = Table(title="Raw risk of sex, birth year and month, centre and Townsend index, and the k=5 / 1% optimum")
+    t = Table(
+        title="Raw risk of sex, birth year and month, centre, Townsend index and operation dates, "
+        "and the k=5 / 1% optimum"
+    )
     for c in ("measure", "raw cohort", "anonymised release"):
         t.add_column(c, justify="left" if c == "measure" else "right")
     rp, ap = raw.population_uniqueness, after.population_uniqueness
@@ -77,7 +85,7 @@ def _anonymise(ctx: DemoContext, cohort):
     ctx.console.print(t)
     ctx.state["anonymisation"] = res.to_dict()
     ctx.state["raw_risk"] = raw.to_dict()
-    return coarsen_release(release, year_band=None, suppress_month=False, townsend_step=None)
+    return coarsen_release(release, year_band=None, suppress_month=False, townsend_step=None, operation_dates="keep")
 
 
 def run(ctx: DemoContext) -> None:
@@ -101,7 +109,7 @@ def run(ctx: DemoContext) -> None:
     label = "anonymised release"
     if generalised is None:
         generalised = _anonymise(ctx, cohort)
-        label = "the k=5 / 1% optimum above, coordinates, assessment date and age dropped, operation months"
+        label = "the k=5 / 1% optimum above (operation dates included), coordinates, assessment date and age dropped"
     if generalised is None:
         generalised = coarsen_release(cohort)
         label = "generalised release (5-year birth bands, no month, Townsend bands, operation months)"
