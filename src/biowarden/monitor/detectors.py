@@ -296,6 +296,133 @@ class Monitor:
             self._add_risk(a)
         return alerts
 
+    # -- the replay's fast path ------------------------------------------------------------------------
+    def quiet_export(
+        self,
+        at: datetime,
+        researcher: str,
+        application: str,
+        institution: str,
+        rows: int,
+        fields: int,
+        network: str,
+        client: str,
+        app_expires: datetime | None,
+        encoded: str,
+    ) -> bool | BitMap | None:
+        """``precheck`` (without an exception) then ``observe`` of an export whose participants are still
+        encoded, for the common case where neither can raise an alert, without building the activity.
+
+        Returns True when it proved that no check raises anything: the state is then exactly as after
+        ``precheck`` and ``observe``. Otherwise it returns None, or the participants when it decoded them,
+        having changed nothing those two calls would not change the same way (creating the actor's records,
+        an application's first institution, dropping requests older than the burst window): the caller
+        then runs ``precheck`` and ``observe`` on the activity (with those participants). Every test here
+        is the detector's own test or a weaker one (an hour at night, any new network or client, an export
+        whose size could reach the z bar, new participants), so what it lets through is exactly what the
+        detectors would let through."""
+        c = self.config
+        if c.burst_window < _ZERO:  # the in-place trimming below assumes a window of no negative length
+            return None
+        share = rows / c.cohort_size
+        if share >= c.bulk_share:
+            return None
+        if app_expires is not None:
+            if at >= app_expires:
+                return None
+            if _ZERO <= app_expires - at <= c.near_expiry and share >= c.bulk_share / 4:
+                return None
+        # the size z-score: only the early exit of ``_size`` (z cannot reach the warning bar) is taken here
+        r = self.researchers[researcher]
+        app = self.applications[application]
+        x = math.log1p(rows * fields)
+        if len(r.log_cells.values) >= c.min_history:
+            order = r.log_cells.order
+        elif len(app.log_cells.values) >= c.min_history:
+            order = app.log_cells.order
+        else:
+            return None
+        if not (c.mad_floor > 0 < c.z_warn and (x - _median(order)) / c.mad_floor < c.z_warn):
+            return None
+        # context
+        if r.n_hours >= c.min_history:
+            if at.hour in c.night_hours:
+                return None
+            if network and r.networks and network not in r.networks:
+                return None
+            if client and r.clients and client not in r.clients:
+                return None
+        if r.last_at is not None and at - r.last_at >= c.dormant:
+            return None
+        recent, window = r.recent, c.burst_window
+        while recent and at - recent[0] > window:  # what ``_context`` drops after appending ``at``
+            recent.popleft()
+        if len(recent) + 1 == c.burst_count:
+            return None
+        # coverage: only exports with nothing new to a one-institution application stay on this path
+        decoded: BitMap | None = None
+        if encoded:
+            if not app.institution:
+                app.institution = institution
+            elif app.institution != institution:
+                app.one_institution = False
+            if not (app.one_institution and encoded in app.seen):
+                decoded = decode_participants(encoded)
+                if not app.one_institution or len(decoded) != decoded.intersection_cardinality(app.coverage):
+                    return decoded
+            ewma, exports = app.ewma, app.exports
+            if exports >= 1:  # ``_grew`` with a fraction of 0.0 new
+                ewma = 0.0 if ewma is None else c.ewma_lambda * 0.0 + (1 - c.ewma_lambda) * ewma
+            exports += 1
+            if (
+                ewma is not None
+                and ewma >= c.ewma_alarm
+                and exports >= c.ewma_min_exports
+                and len(app.coverage) / c.cohort_size >= c.ewma_min_share
+            ):
+                return decoded
+            app.ewma, app.exports = ewma, exports
+            inst = self._pulling.get(institution)
+            if inst is not None:
+                self._expire(institution, inst, at)
+            if decoded is not None:
+                app.seen.append(encoded)
+                if len(app.seen) > SEEN_TEXTS:
+                    del app.seen[0]
+        # ``_learn``
+        recent.append(at)
+        r.log_cells.append(x)
+        app.log_cells.append(x)
+        peers = self._peer_log_cells
+        peers.append(x)
+        if len(peers) > 4000:
+            del peers[:2000]
+        self._peer_seen += 1
+        if self._peer_seen % 500 == 0:
+            self._peer_stats = None
+        r.hours[at.hour] += 1
+        r.n_hours += 1
+        if network:
+            r.networks.add(network)
+        if client:
+            r.clients.add(client)
+        r.last_at = at
+        return True
+
+    def quiet_denied(self, at: datetime, researcher: str) -> bool:
+        """``observe`` of a denied request when it raises no alert (True, state as after it); False changes
+        nothing ``observe`` would not change the same way, and the caller runs ``observe``."""
+        c = self.config
+        if c.denied_window < _ZERO:
+            return False
+        denied = self.researchers[researcher].denied
+        while denied and at - denied[0] > c.denied_window:
+            denied.popleft()
+        if len(denied) + 1 == c.denied_count:
+            return False
+        denied.append(at)
+        return True
+
     def risk(self, researcher: str, at: datetime) -> float:
         r = self.researchers.get(researcher)
         if r is None or r.risk_at is None:
