@@ -12,7 +12,7 @@ from biowarden.ledger.canonical import canonical_text
 from biowarden.monitor.activity import DENIED_KIND, EXPORT_KIND, Activity
 from biowarden.monitor.detectors import Monitor, MonitorConfig
 from biowarden.monitor.incidents import IncidentBook
-from biowarden.monitor.replay import replay_batch, replay_checked
+from biowarden.monitor.replay import replay, replay_batch, replay_checked
 from biowarden.monitor.simulate import ATTACKS, START, SimConfig, attack, ordinary_traffic
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -178,3 +178,27 @@ def test_batch_replay_equals_sequential_on_randomised_traffic(seed):
     seq, bat = _assert_same(entries, config)
     assert len({a.detector for a in seq.alerts}) >= 6 and bat.settled > 0
     assert "request_burst" in {a.detector for a in seq.alerts}
+
+
+@pytest.mark.parametrize("seed", range(6, 10))
+def test_batch_replay_without_precheck_equals_replay(seed):
+    """The service's scan path (observe only, as ``replay``), and learning without a book (nothing filed)."""
+    entries, config = _random_traffic(seed)
+    m1, b1, m2, b2 = Monitor(config), IncidentBook(track=True), Monitor(config), IncidentBook(track=True)
+    seq = replay(entries, m1, b1)
+    bat = replay_batch(entries, m2, b2, batch=11, precheck=False)
+    assert (bat.entries, bat.activities, bat.alerts, bat.actions) == (
+        seq.entries,
+        seq.activities,
+        seq.alerts,
+        seq.actions,
+    )
+    assert b2.drain().risk == b1.drain().risk and b2.suspended == b1.suspended
+    assert [(i.id, i.target, i.alerts, i.action) for i in b2.incidents] == [
+        (i.id, i.target, i.alerts, i.action) for i in b1.incidents
+    ]
+    assert _state(m2) == _state(m1)
+    m3 = Monitor(config)
+    learned = replay_batch(entries, m3, None, precheck=False)
+    assert learned.alerts == seq.alerts and learned.actions == [] and _state(m3) == _state(m1)
+    assert len({a.detector for a in seq.alerts}) >= 5 and bat.settled > 0

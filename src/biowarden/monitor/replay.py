@@ -77,15 +77,19 @@ def _activities(entries: Iterable[EntryLike], out: ReplayResult) -> Iterator[Act
         yield from from_entries(stored)
 
 
-def _check(act: Activity, monitor: Monitor, book: IncidentBook, out: ReplayResult) -> None:
-    """One activity as an export is checked: ``precheck`` (exports), ``observe`` unless it blocked, the ladder."""
+def _check(
+    act: Activity, monitor: Monitor, book: IncidentBook | None, out: ReplayResult, precheck: bool = True
+) -> None:
+    """One activity as an export is checked: ``precheck`` (exports), ``observe`` unless it blocked, the ladder.
+    Without ``precheck``: ``observe`` only (``replay``); without a book, alerts are collected, not filed."""
     out.activities += 1
-    found = monitor.precheck(act) if act.kind == "export" else []
+    found = monitor.precheck(act) if precheck and act.kind == "export" else []
     if not any(a.block for a in found):
         found += monitor.observe(act)
     if found:
         out.alerts += found
-        out.actions += book.add(found, {act.researcher: monitor.risk(act.researcher, act.at)})
+        if book is not None:
+            out.actions += book.add(found, {act.researcher: monitor.risk(act.researcher, act.at)})
 
 
 def replay_checked(entries: Iterable[Any], monitor: Monitor, book: IncidentBook) -> ReplayResult:
@@ -101,12 +105,20 @@ def replay_checked(entries: Iterable[Any], monitor: Monitor, book: IncidentBook)
 _DENIED_TEXT = re.compile(r'\{"application":"([^"\\]*)","institution":"([^"\\]*)","researcher":"([^"\\]+)"\}')
 
 
-def replay_batch(entries: Iterable[Any], monitor: Monitor, book: IncidentBook, batch: int = 2000) -> ReplayResult:
-    """``replay_checked`` with the same results (alerts, actions, incidents, risk and the monitor's state),
-    faster: each export or denied request in the layout the platform writes is read straight from its text
-    into ``Monitor.quiet_export`` / ``quiet_denied``, which settle the common case (no check can fire)
-    without building an activity; any other entry, and any entry they cannot settle, goes through the
-    activity and ``precheck``/``observe`` exactly as in ``replay_checked``."""
+def replay_batch(
+    entries: Iterable[Any],
+    monitor: Monitor,
+    book: IncidentBook | None,
+    batch: int = 2000,
+    *,
+    precheck: bool = True,
+) -> ReplayResult:
+    """``replay_checked`` (or, without ``precheck``, ``replay``) of stored entries with the same results
+    (alerts, actions, incidents, risk and the monitor's state), faster: each export or denied request in the
+    layout the platform writes is read straight from its text into ``Monitor.quiet_export`` /
+    ``quiet_denied``, which settle the common case (no check can fire) without building an activity; any
+    other entry, and any entry they cannot settle, goes through the activity and ``precheck``/``observe``
+    exactly as the sequential replay does. Without a book, alerts are collected and nothing is filed."""
     out = ReplayResult()
     quiet_export, quiet_denied = monitor.quiet_export, monitor.quiet_denied
     export_match, denied_match, cut = _EXPORT_TEXT.fullmatch, _DENIED_TEXT.fullmatch, _PARTICIPANTS
@@ -164,7 +176,7 @@ def replay_batch(entries: Iterable[Any], monitor: Monitor, book: IncidentBook, b
                         app_expires,
                         encoded,
                     )
-                    _check(act, monitor, book, out)
+                    _check(act, monitor, book, out, precheck)
                     continue
             elif kind == DENIED_KIND:
                 if e.decision == "deny":
@@ -177,4 +189,4 @@ def replay_batch(entries: Iterable[Any], monitor: Monitor, book: IncidentBook, b
                 continue  # not an event the monitor reads
             for act in from_entries([e]):
                 if act is not None:
-                    _check(act, monitor, book, out)
+                    _check(act, monitor, book, out, precheck)

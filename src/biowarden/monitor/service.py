@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from biowarden.monitor.activity import DENIED_KIND, EXPORT_KIND, from_entries
+from biowarden.monitor.activity import DENIED_KIND, EXPORT_KIND
 from biowarden.monitor.detectors import Monitor, MonitorConfig
 from biowarden.monitor.incidents import (
     DISABLE,
@@ -39,7 +39,7 @@ from biowarden.monitor.incidents import (
     Ladder,
     Notifier,
 )
-from biowarden.monitor.replay import replay
+from biowarden.monitor.replay import replay_batch
 from biowarden.policy import Resource
 from biowarden.registry import LOCAL_OPERATOR, Identity
 from biowarden.registry.errors import Conflict, Denied, Invalid, NotFound, RegistryError
@@ -391,13 +391,12 @@ class MonitorService:
         size = ledger.size()
         monitor = Monitor(self.config or MonitorConfig(cohort_size=cohort_size))
         kinds = {EXPORT_KIND, DENIED_KIND}
-        warm = 0
         learned = (e for e in ledger.entries(0, min(cursor, size)) if e.kind in kinds)
-        for act in from_entries(learned):  # learning only: these were filed by an earlier scan
-            if act is not None:
-                monitor.observe(act)
-                warm += 1
-        fresh = replay((e for e in ledger.entries(cursor, size) if e.kind in kinds), monitor, book)
+        # learning only (these were filed by an earlier scan): observed, nothing filed
+        warm = replay_batch(learned, monitor, None, precheck=False).activities
+        fresh = replay_batch(
+            (e for e in ledger.entries(cursor, size) if e.kind in kinds), monitor, book, precheck=False
+        )
         enforcement = Enforcement()
         if enforce_actions:
             enforcement = enforce(self.registry, book, fresh.actions, self.store)
