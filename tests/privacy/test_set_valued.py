@@ -30,10 +30,16 @@ def _dates(rows: list[list[dt.date] | None]) -> pa.Array:
 
 
 def _gen_date(d: dt.date, level: int) -> str:
-    """The test's own date generalisation: 0 day, 1 month, 2 quarter, 3 year."""
-    return [d.isoformat(), f"{d.year:04d}-{d.month:02d}", f"{d.year:04d}-Q{(d.month - 1) // 3 + 1}", f"{d.year:04d}"][
-        level
-    ]
+    """The test's own date generalisation: 0 day, 1 month, 2 quarter, 3 year, 4 five years, 5 ten years."""
+    y5, y10 = d.year - d.year % 5, d.year - d.year % 10
+    return [
+        d.isoformat(),
+        f"{d.year:04d}-{d.month:02d}",
+        f"{d.year:04d}-Q{(d.month - 1) // 3 + 1}",
+        f"{d.year:04d}",
+        f"{y5}-{y5 + 4}",
+        f"{y10}-{y10 + 9}",
+    ][level]
 
 
 def _brute_key(value, level: int, height: int, kind: str):
@@ -63,19 +69,21 @@ def test_set_values_are_canonical():
 def test_set_hierarchy_maps_every_element():
     a = _dates([[D(2015, 3, 14), D(2012, 1, 2)], None, [], [D(2012, 2, 20)], [D(2015, 2, 1), D(2012, 1, 3)]])
     h = date_set_hierarchy(OPS, a)
-    assert isinstance(h, SetHierarchy) and h.height == 5 and h.is_functional()
+    assert isinstance(h, SetHierarchy) and h.height == 7 and h.is_functional()
     row = h.rows[h.index['["2012-01-02","2015-03-14"]']]
     assert row == [
         '["2012-01-02","2015-03-14"]',
         '["2012-01","2015-03"]',
         '["2012-Q1","2015-Q1"]',
         '["2012","2015"]',
+        '["2010-2014","2015-2019"]',
+        '["2010-2019","2010-2019"]',
         "*",
     ]
-    assert h.rows[h.index["NULL"]] == ["NULL"] * 4 + ["*"] and h.rows[h.index["[]"]] == ["[]"] * 4 + ["*"]
+    assert h.rows[h.index["NULL"]] == ["NULL"] * 6 + ["*"] and h.rows[h.index["[]"]] == ["[]"] * 6 + ["*"]
     # two different day-sets merge at the quarter level and stay merged above it (monotone)
     x, y = h.index['["2012-01-02","2015-03-14"]'], h.index['["2012-01-03","2015-02-01"]']
-    assert [h.codes[lv][x] == h.codes[lv][y] for lv in range(5)] == [False, False, True, True, True]
+    assert [h.codes[lv][x] == h.codes[lv][y] for lv in range(7)] == [False, False, True, True, True, True, True]
     # applied: every element in place (positions kept for a paired code list), the top hides the whole list
     t = pa.table({OPS: a})
     assert apply_transformation(t, {OPS: h}, {OPS: 1}).column(OPS).to_pylist() == [
@@ -85,7 +93,7 @@ def test_set_hierarchy_maps_every_element():
         ["2012-02"],
         ["2015-02", "2012-01"],
     ]
-    assert apply_transformation(t, {OPS: h}, {OPS: 4}).column(OPS).to_pylist() == [["*"]] * 5
+    assert apply_transformation(t, {OPS: h}, {OPS: 6}).column(OPS).to_pylist() == [["*"]] * 5
     out = apply_transformation(t, {OPS: h}, [3], qis=[OPS], suppress=np.array([0, 1, 0, 0, 1], bool))
     assert out.column(OPS).to_pylist() == [["2015", "2012"], ["*"], [], ["2012"], ["*"]]
     # the released labels group exactly as the hierarchy's level does
@@ -140,7 +148,7 @@ def test_classes_equal_a_brute_force_grouping():
     hist = histogram_from_table(t, qis)
     lat = Lattice(hist, hier, Criteria(k=1), 0.0)
     heights = [hier[q].height for q in qis]
-    assert heights == [2, 4, 5]
+    assert heights == [2, 4, 7]
     for levels in itertools.product(*(range(h) for h in heights)):
         cls, sizes = lat.group(levels)
         ours = cls[hist.row_class]
@@ -227,3 +235,33 @@ def test_news_attack_fails_on_a_release_generalised_on_operation_dates():
     assert after.true_in[after.in_release].all()  # the truth is still a candidate: ambiguity, not misdirection
     # every class of the generalised release, the operation dates included, has at least 5 records
     assert measure_risk(gated, [*scalar, OPS]).smallest_class >= 5
+
+
+def test_release_gate_generalises_requested_operation_dates():
+    from biowarden.cohort.synth import cohort_dictionary, synthesise_table
+    from biowarden.release.pipeline import RiskThreshold, quasi_identifiers, risk_gate
+
+    cohort, _ = synthesise_table(20_000, seed=5)
+    dictionary = cohort_dictionary()
+    requested = ["eid", "31-0.0", "34-0.0", "54-0.0", "50-0.0", "41272-0", OPS]
+    # the operation dates are gated as a set-valued quasi-identifier; the codes list and measures are not
+    assert quasi_identifiers(cohort.schema, requested, dictionary) == ["31-0.0", "34-0.0", "54-0.0", OPS]
+    table = cohort.select(["eid", "31-0.0", OPS])
+    gate = risk_gate(table, dictionary, RiskThreshold(k=5, max_risk=0.2, suppression=0.02))
+    top = date_set_hierarchy(OPS, table.column(OPS)).height - 1
+    assert gate.qis == ["31-0.0", OPS] and 0 < gate.levels[OPS] < top  # coarsened, not hidden
+    released = gate.table.column(OPS)
+    assert pa.types.is_list(released.type)
+    # list lengths are kept below the top level (the paired codes still line up); the raw days are gone
+    raw = cohort.column(OPS).to_pylist()
+    out = released.to_pylist()
+    day_labels = {d.isoformat() for v in raw if v for d in v}
+    assert not any(e in day_labels for v in out if v for e in v)
+    hidden = [v == ["*"] for v in out]
+    assert 0 < sum(hidden) <= 0.02 * len(out)  # the suppressed participants' lists are hidden whole
+    assert all(h or len(a or []) == len(b or []) for a, b, h in zip(raw, out, hidden, strict=True))
+    assert gate.risk["smallest_class"] >= 5 or gate.risk["suppressed"] > 0
+    assert gate.risk["prosecutor_highest"] <= 0.2 + 1e-9
+    # the released table's classes, the operation dates among them, are at least 5 outside the suppressed
+    rep = measure_risk(gate.table, gate.qis)
+    assert rep.prosecutor.highest <= 0.2 + 1e-9

@@ -449,7 +449,7 @@ def flat_hierarchy(name: str, values: Iterable[str]) -> Hierarchy:
 
 # ----------------------------------------------------------------------------------- set-valued columns
 
-DATE_SET_SPEC = "date:month,quarter,year"  # day -> month -> quarter -> year -> * for lists of dates
+DATE_SET_SPEC = "date:month,quarter,year,5y,10y"  # day -> month -> quarter -> year -> 5 and 10 years -> *
 
 
 def set_label(elements: Iterable[str]) -> str:

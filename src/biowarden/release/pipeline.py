@@ -245,9 +245,13 @@ def application_number(db, application_id: str, now: datetime) -> int:
 def _hierarchies(table: pa.Table, qis: Sequence[str], dictionary) -> dict:
     from biowarden.privacy.data import as_strings
     from biowarden.privacy.hierarchy import HierarchyError, build_hierarchy, flat_hierarchy
+    from biowarden.privacy.setvalued import date_set_hierarchy, is_date_set
 
     out = {}
     for q in qis:
+        if is_date_set(table.schema.field(q).type):
+            out[q] = date_set_hierarchy(q, table.column(q))  # each date: day -> month -> quarter -> year, or *
+            continue
         values = pc.unique(as_strings(table.column(q))).to_pylist()
         spec = None
         with contextlib.suppress(Exception):
@@ -292,13 +296,18 @@ def _smallest_change(table: pa.Table, qis: list[str], hier: dict, threshold: Ris
 
 
 def quasi_identifiers(schema: pa.Schema, columns: Sequence[str], dictionary) -> list[str]:
-    """The requested columns the dictionary calls quasi-identifiers (scalar ones: set-valued are not gated)."""
+    """The requested columns the dictionary calls quasi-identifiers (scalar ones), and lists of dates (such as
+    operation dates: one known date re-identified a participant in 2026), gated as set-valued ones."""
+    from biowarden.privacy.setvalued import is_date_set
+
     out = []
     for c in columns:
         if c == PARTICIPANT_COLUMN or c not in schema.names:
             continue
         typ = schema.field(c).type
-        if _is_quasi(dictionary, c) and not (pa.types.is_list(typ) or pa.types.is_large_list(typ)):
+        if (_is_quasi(dictionary, c) and not (pa.types.is_list(typ) or pa.types.is_large_list(typ))) or is_date_set(
+            typ
+        ):
             out.append(c)
     return out
 
@@ -400,6 +409,7 @@ def risk_gate(table: pa.Table, dictionary, threshold: RiskThreshold, prior: Sequ
     from biowarden.privacy.anonymise import anonymise
     from biowarden.privacy.cumulative import cumulative_risk
     from biowarden.privacy.risk import measure_risk
+    from biowarden.privacy.setvalued import is_date_set
 
     qis = []
     for c in table.column_names:
@@ -409,7 +419,7 @@ def risk_gate(table: pa.Table, dictionary, threshold: RiskThreshold, prior: Sequ
         with contextlib.suppress(Exception):
             role = dictionary.role_of(c)
         typ = table.schema.field(c).type
-        if role == Role.QUASI and not (pa.types.is_list(typ) or pa.types.is_large_list(typ)):
+        if (role == Role.QUASI and not (pa.types.is_list(typ) or pa.types.is_large_list(typ))) or is_date_set(typ):
             qis.append(c)
     if not qis:
         return GateResult(table, [], {}, {"quasi_identifiers": 0})
