@@ -210,3 +210,20 @@ def test_racing_downloads_of_one_link_only_one_wins(db, reg, made):
         t.join()
     assert sorted(results) == ["DENY_LINK_USED"] * 7 + ["ok"]
     assert sorted(r for _, r in _entries(db, DOWNLOAD_KIND)) == ["ALLOW"] + ["DENY_LINK_USED"] * 7
+
+
+def test_links_are_decided_as_release_download(db, reg, made):
+    """Making and using a link are policy decisions of their own action, ledgered as such."""
+    import json
+
+    m, ann, _path = made
+    dl = Downloads(reg)
+    dl.open(ann, dl.create_link(ann, m.release_id).link)
+    with db.session() as s:
+        actions = [
+            json.loads(p)["action"]
+            for p in s.scalars(
+                select(LedgerEntryRow.payload).where(LedgerEntryRow.kind == "decision").order_by(LedgerEntryRow.idx)
+            )
+        ]
+    assert actions[-2:] == ["release.download", "release.download"]

@@ -6,11 +6,11 @@ suspension the monitor asks for is the same suspension a custodian would issue (
 effective on the very next request). Every read and every review is a policy decision (``policy.decide``
 through the registry, ledgered allow or deny) on the monitor's resources:
 
-- reading alerts, incidents and risk needs a role that may list suspensions (custodian admin, access
-  committee, output checker, auditor); researchers are refused;
-- a review needs a role that may change suspensions (custodian admin, access committee): ``confirmed``
-  is decided as ``suspension.create`` (it may widen the suspension to the application or institution),
-  ``false_positive`` as ``suspension.lift`` (the suspension it caused is lifted; it no longer counts).
+- reading alerts, incidents and risk is ``monitor.read`` (custodian admin, access committee, output
+  checker, auditor); researchers are refused;
+- a review is ``monitor.review`` (custodian admin, access committee): ``confirmed`` may widen the
+  suspension to the application or institution, ``false_positive`` lifts the suspension it caused (the
+  incident no longer counts).
 
 A review is one transaction (decision, the incident's new status, the review record and its ledger entry);
 the suspension it asks for then goes through ``Registry.suspend``/``reinstate`` as the reviewer, which
@@ -48,8 +48,8 @@ from biowarden.store.monitor_store import CURSOR, MonitorStore
 from biowarden.store.registry_tables import ApplicationRow, InstitutionRow, ResearcherRow
 
 MONITOR_ACTOR = "system:monitor"
-READ_ACTION = "suspension.list"
-REVIEW_ACTION = {"confirmed": "suspension.create", "false_positive": "suspension.lift"}
+READ_ACTION = "monitor.read"
+REVIEW_ACTION = "monitor.review"
 SCOPES = ("researcher", "application", "institution")
 SEVERITIES = ("info", "warn", "critical")
 STATUSES = ("open", "confirmed", "false_positive")
@@ -165,13 +165,13 @@ class MonitorService:
     # ------------------------------------------------------------------ plumbing
 
     def _read(self, identity: Identity, what: str, apply) -> Any:
-        """A read of the monitor's records: decided (and ledgered) as ``suspension.list`` on ``monitor:what``."""
+        """A read of the monitor's records: decided (and ledgered) as ``monitor.read`` on ``monitor:what``."""
 
         def prepare(_s: Session, _now: datetime) -> tuple:
             return Resource(kind="monitor", id=what), None
 
         # the registry's one path: lock, decide through policy.decide, ledger the decision, then apply
-        return self.registry._run(identity, READ_ACTION, prepare, lambda s, _p, _st, _i, now: apply(s, now))
+        return self.registry.run_decided(identity, READ_ACTION, prepare, lambda s, _p, _st, _i, now: apply(s, now))
 
     @staticmethod
     def _choice(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
@@ -355,7 +355,7 @@ class MonitorService:
             self.store.set_review_ledger_index(s, incident_id, idx)
             return idx, actions
 
-        idx, actions = self.registry._run(identity, REVIEW_ACTION[outcome], prepare, apply)
+        idx, actions = self.registry.run_decided(identity, REVIEW_ACTION, prepare, apply)
         done: list[dict[str, Any]] = []
         for a in actions:
             entry: dict[str, Any] = {"kind": a.kind, "scope": a.scope, "target": a.target}

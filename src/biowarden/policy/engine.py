@@ -64,6 +64,9 @@ ACTIONS: dict[str, ActionSpec] = {
     "application.approve": ActionSpec(frozenset({C})),
     "application.access": ActionSpec(frozenset({R}), use=True, membership=True),
     "release.create": ActionSpec(frozenset({R}), use=True, membership=True),
+    "release.download": ActionSpec(frozenset({R}), use=True, membership=True),  # making or using a link
+    "monitor.read": ActionSpec(STAFF_READ),  # alerts, incidents, actors' risk history
+    "monitor.review": ActionSpec(frozenset({A, C})),  # confirm an incident or call it a false positive
     "suspension.list": ActionSpec(STAFF_READ),
     "suspension.create": ActionSpec(frozenset({A, C})),
     "suspension.lift": ActionSpec(frozenset({A, C})),

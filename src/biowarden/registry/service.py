@@ -260,6 +260,18 @@ class Registry:
             raise missing
         return Denied(action, d.reason, idx)
 
+    def run_decided(
+        self,
+        identity: Identity,
+        action: str,
+        prepare: Callable[[Session, datetime], tuple],
+        apply: Callable[[Session, Principal, Any, int, datetime], Any],
+    ) -> Any:
+        """The registry's one decided path for other services (the monitor's reads and reviews): in one
+        unit of work, ``prepare`` names the resource, the policy decides ``action`` and the decision is
+        ledgered; ``apply`` runs only when it allows, and a refusal raises ``Denied``."""
+        return self._run(identity, action, prepare, apply)
+
     def _run(
         self,
         identity: Identity,
@@ -955,7 +967,7 @@ class Registry:
         returned (allow or deny); callers that go on to release data raise on deny."""
         app_id = v.application_id(app_id)
         wanted = v.fields(fields)
-        if action not in ("application.access", "release.create"):
+        if action not in ("application.access", "release.create", "release.download"):
             raise Invalid(f"{action!r} is not a data-access action")
 
         def unit(s: Session) -> AccessDecision:

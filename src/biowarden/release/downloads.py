@@ -1,7 +1,7 @@
 """Downloads of released files: short-lived, single-use links bound to the API token that made them.
 
 A link is ``dl_`` + 256 random bits; only its SHA-256 is stored. Making a link and using it are each
-decided by the policy (``policy.decide`` through the registry: the ``application.access`` action on the
+decided by the policy (``policy.decide`` through the registry: the ``release.download`` action on the
 release's application and fields, so every suspension, revocation, expiry or scope change in force at that
 moment applies) and each is a ledger entry written through the registry's ledger writer
 (``registry.audit.Audit``) in the same transaction as the link's state change:
@@ -31,7 +31,7 @@ LINK_KIND = "release.download_link"
 DOWNLOAD_KIND = "release.download"
 DEFAULT_TTL = timedelta(minutes=10)
 MAX_TTL = timedelta(hours=1)
-DOWNLOAD_ACTION = "application.access"  # reaching the application's data under its current approval
+DOWNLOAD_ACTION = "release.download"  # reaching the application's data under its current approval
 
 
 class DownloadError(ValueError):

@@ -4,7 +4,7 @@ Every route authenticates the bearer token and goes through the policy (through 
 ledgers the decision): requesting a release is ``release.create`` (then export limits, the monitor's hard
 rules and the risk gate, each refusal ledgered by the pipeline); listing releases is ``application.list``
 and shows the releases of the applications the caller may see; showing one is ``application.read`` on its
-application; making and using a download link is ``application.access`` on the release's application and
+application; making and using a download link is ``release.download`` on the release's application and
 fields, decided afresh at use, so a suspension issued after a link was made stops it.
 
 Download links are single-use, short-lived and bound to the API token that made them. The link's secret
