@@ -265,3 +265,16 @@ def test_release_gate_generalises_requested_operation_dates():
     # the released table's classes, the operation dates among them, are at least 5 outside the suppressed
     rep = measure_risk(gate.table, gate.qis)
     assert rep.prosecutor.highest <= 0.2 + 1e-9
+
+
+def test_cumulative_risk_joins_set_valued_holdings():
+    from biowarden.privacy.cumulative import cumulative_risk
+
+    eid = pa.array([1, 2, 3, 4], pa.int64())
+    new = pa.table({"eid": eid, "sex": ["0", "0", "0", "0"]})
+    prior = pa.table(
+        {"eid": eid, OPS: _dates([[D(2015, 3, 1), D(2012, 1, 2)], [D(2012, 1, 2), D(2015, 3, 1)], [], []])}
+    )
+    cum = cumulative_risk(new, [prior])
+    assert cum.alone.classes == 1 and cum.together.classes == 2  # the held dates split the one class in two
+    assert cum.qis_together == ["sex", OPS]

@@ -53,7 +53,8 @@ def combine_releases(
             seen[c] = columns[c]
     new_ids = pa.table({participant: ids})
     for i, t in enumerate(prior):
-        # one row per participant in a prior release
+        # one row per participant in a prior release (set-valued columns as their canonical text first)
+        t = pa.table({c: t.column(c) if c == participant else as_strings(t.column(c)) for c in t.column_names})
         t = t.group_by(participant).aggregate([(c, "min") for c in t.column_names if c != participant])
         t = t.rename_columns([participant, *[c.removesuffix("_min") for c in t.column_names[1:]]])
         joined = new_ids.join(t, participant, join_type="left outer")

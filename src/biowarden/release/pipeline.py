@@ -250,7 +250,7 @@ def _hierarchies(table: pa.Table, qis: Sequence[str], dictionary) -> dict:
     out = {}
     for q in qis:
         if is_date_set(table.schema.field(q).type):
-            out[q] = date_set_hierarchy(q, table.column(q))  # each date: day -> month -> quarter -> year, or *
+            out[q] = date_set_hierarchy(q, table.column(q))  # each date: day .. year, 5 and 10 years, or *
             continue
         values = pc.unique(as_strings(table.column(q))).to_pylist()
         spec = None
