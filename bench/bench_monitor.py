@@ -7,8 +7,9 @@
    share of the cohort that left before it; false alerts and false suspensions per 1,000 researcher-months.
 2. Throughput: 1,000,000 ledger entries (exports carrying participant bitmaps, and denied requests) as the
    store yields them (canonical JSON text), decoded and replayed through precheck, the detectors and the
-   incident ladder; and the cost of decoding an export from its ledger payload, whole or only what the
-   detectors read.
+   incident ladder, by the batch replay (its fast path settles the entries no check can fire on) and one
+   activity at a time (the same results, asserted); and the cost of decoding an export from its ledger
+   payload, whole or only what the detectors read.
 """
 
 from __future__ import annotations
