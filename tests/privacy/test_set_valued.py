@@ -14,7 +14,14 @@ import pytest
 
 from biowarden.privacy.anonymise import Criteria, Lattice, anonymise, apply_transformation
 from biowarden.privacy.data import as_strings, histogram_from_table
-from biowarden.privacy.hierarchy import HierarchyError, SetHierarchy, build_hierarchy, flat_hierarchy
+from biowarden.privacy.hierarchy import (
+    HierarchyError,
+    SetHierarchy,
+    build_hierarchy,
+    flat_hierarchy,
+    parse_set_label,
+    set_label,
+)
 from biowarden.privacy.linkage import birthdate_operation_matches, link
 from biowarden.privacy.register import synthetic_register
 from biowarden.privacy.risk import measure_risk
@@ -59,6 +66,10 @@ def test_set_values_are_canonical():
     assert s[0] == s[3] == '["2012-01-02","2015-03-14"]'
     assert s[1] == "NULL" and s[2] == "[]" and s[4] == '["2012-01-02","2012-01-02"]'
     assert as_strings(a.slice(2, 2)).to_pylist() == s[2:4]  # slices read their own rows
+    # any element text round-trips through the canonical JSON (quotes, separators)
+    odd = pa.array([['b"|,', "a"], ["a", 'b"|,'], None], pa.list_(pa.string()))
+    texts = as_strings(odd).to_pylist()
+    assert texts[0] == texts[1] == set_label(["a", 'b"|,']) and parse_set_label(texts[0]) == ["a", 'b"|,']
     h = histogram_from_table(pa.table({OPS: a}), [OPS])
     assert h.num_classes == 4 and sorted(h.counts.tolist()) == [1, 1, 1, 2]
     assert is_date_set(a.type) and not is_date_set(pa.list_(pa.string())) and not is_date_set(pa.date32())

@@ -96,11 +96,16 @@ def set_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     flat = as_strings(arr.flatten())  # flatten skips null lists and honours slicing
     total = int(lens.sum())
     if total:
-        uniq, inverse = np.unique(np.asarray(flat.to_numpy(zero_copy_only=False), dtype=object), return_inverse=True)
-        quoted = np.array([json.dumps(str(u)) for u in uniq], dtype=object)
+        enc = pc.dictionary_encode(flat)
+        distinct = enc.dictionary.to_pylist()
+        by_text = sorted(range(len(distinct)), key=distinct.__getitem__)
+        rank = np.empty(len(distinct), dtype=np.int64)
+        rank[by_text] = np.arange(len(distinct))
+        codes = rank[np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+        quoted = pa.array([json.dumps(distinct[i]) for i in by_text], pa.string())  # in rank order
         owner = np.repeat(np.arange(n, dtype=np.int64), lens)
-        order = np.lexsort((inverse.reshape(-1), owner))
-        elements = pa.array(quoted[inverse.reshape(-1)[order]], pa.string())
+        order = np.lexsort((codes, owner))
+        elements = quoted.take(pa.array(codes[order]))
     else:
         elements = pa.array([], pa.string())
     offsets = pa.array(np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), pa.int64())

@@ -500,11 +500,26 @@ def build_set_hierarchy(
         element = Hierarchy(name, [[NULL_VALUE, TOP]])  # no element anywhere: only the top level generalises
     index = element.index
     levels = element.height - 1  # the element hierarchy's own top is replaced by the set's
+    # per level: each label's JSON text and its rank in sorted order, so that a generalised set's text is
+    # assembled as set_label would give it without re-encoding every set
+    quoted = [[json.dumps(x) for x in element.labels[lv]] for lv in range(levels)]
+    codes = [element.codes[lv].tolist() for lv in range(levels)]
+    rank = []
+    for lv in range(levels):
+        r = [0] * len(element.labels[lv])
+        for pos, c in enumerate(sorted(range(len(r)), key=element.labels[lv].__getitem__)):
+            r[c] = pos
+        rank.append(r)
     rows = []
     for v, s in zip(distinct, sets, strict=True):
         if s is None or not s:
             rows.append([v] * levels + [TOP])
             continue
         idx = [index[e] for e in s]
-        rows.append([v, *(set_label([element.rows[i][lv] for i in idx]) for lv in range(1, levels)), TOP])
+        row = [v]
+        for lv in range(1, levels):
+            cs, rk, qt = codes[lv], rank[lv], quoted[lv]
+            row.append("[" + ",".join(qt[c] for c in sorted((cs[i] for i in idx), key=rk.__getitem__)) + "]")
+        row.append(TOP)
+        rows.append(row)
     return SetHierarchy(name, rows, element=element)
