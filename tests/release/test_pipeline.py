@@ -289,7 +289,8 @@ def test_failed_transaction_leaves_no_file_and_no_record(db, reg, keyring, cohor
 
 
 def test_failure_while_streaming_leaves_nothing(db, reg, keyring, cohort_file, policy, tmp_path, monkeypatch):
-    """A kernel that fails part-way: no file, no staging or spill files, no release record or entry."""
+    """Marking that fails part-way (after the rows were spilled and a first bucket written): no file, no
+    staging or spill files, no release record or entry."""
     import biowarden.trace.embed as embed
 
     real = embed.mark_batch
@@ -303,6 +304,7 @@ def test_failure_while_streaming_leaves_nothing(db, reg, keyring, cohort_file, p
 
     monkeypatch.setattr(embed, "mark_batch", failing)
     monkeypatch.setattr("biowarden.engine.core.Engine.batches", _small_batches())
+    monkeypatch.setattr("biowarden.engine.writer.ROW_GROUP_ROWS", 100)  # buckets (and row groups) of 100 rows
     with pq.ParquetFile(cohort_file[0]) as f:
         eids = f.read(columns=["eid"]).column("eid").to_numpy()[:600]
     before = list(tmp_path.iterdir())
@@ -325,3 +327,34 @@ def _small_batches():
                 yield b.slice(start, 100)
 
     return batches
+
+
+def test_one_ahead_keeps_order_errors_and_stops_cleanly():
+    """The writer's feed: items in order, the producer's error at the consumer, an early stop leaves the
+    producer idle (one item computed ahead at most)."""
+    from biowarden.release.pipeline import one_ahead
+
+    assert list(one_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
+    assert list(one_ahead(iter(()))) == []
+
+    def failing():
+        yield 1
+        raise RuntimeError("bucket lost")
+
+    got = []
+    with pytest.raises(RuntimeError, match="bucket lost"):
+        for x in one_ahead(failing()):
+            got.append(x)
+    assert got == [1]
+
+    made = []
+
+    def producer():
+        for i in range(100):
+            made.append(i)
+            yield i
+
+    feed = one_ahead(producer())
+    assert next(feed) == 0
+    feed.close()
+    assert made in ([0], [0, 1])  # at most one item ahead, and the producer idle once closed

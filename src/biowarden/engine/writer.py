@@ -73,10 +73,15 @@ def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int)
             have += take
             b = b.slice(take)
             if have == rows:
-                yield pa.concat_batches(pending)
+                yield _joined(pending)
                 pending, have = [], 0
     if have:
-        yield pa.concat_batches(pending)
+        yield _joined(pending)
+
+
+def _joined(pending: list[pa.RecordBatch]) -> pa.RecordBatch:
+    """One contiguous batch of the pieces (a single piece as it is: concatenating copies every buffer)."""
+    return pending[0] if len(pending) == 1 else pa.concat_batches(pending)
 
 
 def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,6 @@ from biowarden.cohort.fields import PARTICIPANT_COLUMN, Role
 PSEUDONYM_COLUMN = "pseudonym_id"
 FORMATS = ("parquet", "csv")
 RELEASE_KIND = "release.create"
-KERNEL_THREADS = max(1, min(4, os.cpu_count() or 1))  # release kernels run side by side (the rows are sorted after)
 DENIED_KIND = "release.denied"
 
 
@@ -532,6 +532,41 @@ def read_group(parquet, cols, keep) -> pa.Table:
     return table.drop_columns([PARTICIPANT_COLUMN])
 
 
+def _keyed_by_pseudonym(batches, gate_eids: np.ndarray, ids: np.ndarray, schema: pa.Schema):
+    """The scanned rows (master eid and the requested columns, as stored) with their pseudonym in front: the
+    key the rows are sorted by before they are marked and written."""
+    pseudonyms = pa.array(ids, pa.int64())
+    for b in batches:
+        if not b.num_rows:
+            continue
+        eids = np.asarray(b.column(PARTICIPANT_COLUMN).to_numpy(zero_copy_only=False), dtype=np.int64)
+        pos = np.searchsorted(gate_eids, eids)
+        yield pa.RecordBatch.from_arrays([pseudonyms.take(pa.array(pos)), *b.columns], schema=schema)
+
+
+_END = object()
+
+
+def one_ahead(items):
+    """Yield ``items``, computing the next one in a worker thread while the consumer handles this one (so
+    the writer encodes a bucket while the next is marked: at most two in memory). Exceptions reach the
+    consumer; closing the generator waits for the worker, which is then idle."""
+    it = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="biowarden-ahead") as worker:
+        fut = worker.submit(next, it, _END)
+        try:
+            while True:
+                item = fut.result()
+                if item is _END:
+                    return
+                fut = worker.submit(next, it, _END)
+                yield item
+        finally:
+            fut.cancel()
+            with contextlib.suppress(BaseException):
+                fut.result()
+
+
 def _protect_in_memory(eng, parquet, columns, keep, gate: GateResult, dictionary, app_no, keyring, options):
     """The whole release in memory (canaries are shaped like it): the QIs as the gate generalised them,
     canaries added and every row marked (``trace.protect.protect_release``), the pseudonym in place of the
@@ -904,17 +939,45 @@ def create_release(
             del table
         else:
             ids = pseudo.pseudonymise(gate_eids, app_no, keyring)
-            marking = streamed_marking_policy(parquet, columns, keep, gate, schema, dictionary, options)
-            kernel = ReleaseKernel.build(gate, ids, columns, schema, marking, app_no, keyring)
-            scanned = prefetch(scan_batches(str(parquet), columns, engine=eng, participants=keep))
-            marked_rows = kernel.run(scanned, threads=KERNEL_THREADS)
-            rows_out = sort_by_key(
-                marked_rows, PSEUDONYM_COLUMN, ids, kernel.out_schema, ROW_GROUP_ROWS, tmpdir=out.parent
-            )
-            # one bucket at a time: sorting the next while writing this one would hold three in memory
-            nbytes = write_release(rows_out, staging, fmt, schema=kernel.out_schema)
+            # the marking policy's column statistics (a read of the measures) run beside the scan and the
+            # sort, which do not need it: rows are keyed by pseudonym, spilled in buckets, and marked bucket
+            # by bucket once sorted (marks depend on each row alone), one bucket ahead of the writer
+            stats = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biowarden-marking")
+            policy_f = stats.submit(streamed_marking_policy, parquet, columns, keep, gate, schema, dictionary, options)
+            kernel_box: list[ReleaseKernel] = []
+
+            def kernel_for_rows() -> ReleaseKernel:
+                if not kernel_box:
+                    marking = policy_f.result()
+                    kernel_box.append(ReleaseKernel.build(gate, ids, columns, schema, marking, app_no, keyring))
+                return kernel_box[0]
+
+            def marked_rows():
+                for b in rows_out:
+                    yield kernel_for_rows()(b)
+
+            release_rows = None
+            try:
+                scanned = prefetch(scan_batches(str(parquet), columns, engine=eng, participants=keep))
+                keyed_schema = pa.schema(
+                    [
+                        pa.field(PSEUDONYM_COLUMN, pa.int64()),
+                        *[schema.field(c) for c in [PARTICIPANT_COLUMN, *columns]],
+                    ]
+                )
+                keyed = _keyed_by_pseudonym(scanned, gate_eids, ids, keyed_schema)
+                rows_out = sort_by_key(keyed, PSEUDONYM_COLUMN, ids, keyed_schema, ROW_GROUP_ROWS, tmpdir=out.parent)
+                release_rows = one_ahead(marked_rows())
+                nbytes = write_release(
+                    release_rows, staging, fmt, schema=ReleaseKernel.out_schema_for(gate, columns, schema)
+                )
+            finally:
+                if release_rows is not None:
+                    release_rows.close()  # the worker is idle before the spill folder is removed
+                stats.shutdown(wait=True, cancel_futures=True)
+            kernel = kernel_for_rows()  # (built before the first bucket; here for a release of no rows)
             rows = kernel.rows
-            protection = Protection(gate.table, marking, kernel.report, options=options)
+            protection = Protection(gate.table, kernel.marking, kernel.report, options=options)
             if rows != gate_eids.size:  # pragma: no cover - the scan keeps every requested participant
                 raise ReleaseError(f"the engine returned {rows} rows for {gate_eids.size} participants")
         sha = _sha256(staging)

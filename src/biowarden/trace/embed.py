@@ -57,13 +57,23 @@ def grid_problem(arr: pa.ChunkedArray | pa.Array, precision: int) -> str | None:
     coarser grid (bands, intervals, rounded to tens: a moved value would be the only one off it) would show
     which cells carry marks.
     """
-    v = _present_values(arr)
+    return _grid_problem(_present_values(arr), precision)
+
+
+def _grid_problem(v: np.ndarray, precision: int) -> str | None:
+    """:func:`grid_problem` of the present values ``v`` (finite float64)."""
     if v.size == 0:
         return None
     u = v * 10.0**precision
     k = np.rint(u)
-    if float(np.max(np.abs(u - k))) > 1e-6 or float(np.max(np.abs(k))) >= 2.0**53:
+    u -= k  # the distance to the grid, then |k|, in one scratch array
+    np.abs(u, out=u)
+    if float(np.max(u)) > 1e-6:
         return f"values have more digits than the recorded precision ({precision} decimals)"
+    np.abs(k, out=u)
+    if float(np.max(u)) >= 2.0**53:
+        return f"values have more digits than the recorded precision ({precision} decimals)"
+    del u
     k = k.astype(np.int64)
     g = int(np.gcd.reduce(k[:4096]))
     if g != 1:
@@ -76,7 +86,10 @@ def grid_problem(arr: pa.ChunkedArray | pa.Array, precision: int) -> str | None:
 
 
 def _sd_units(arr: pa.ChunkedArray, precision: int) -> float:
-    v = _present_values(arr)
+    return _sd_of(_present_values(arr), precision)
+
+
+def _sd_of(v: np.ndarray, precision: int) -> float:
     return float(v.std() * 10.0**precision) if v.size > 1 else float("inf")
 
 
@@ -195,11 +208,13 @@ class MarkingPolicy:
                 policy.skipped[col] = "no recorded precision"
                 continue
             if data is not None and col in data.schema.names and kind != KIND_DATE:
-                why = grid_problem(data.column(col), int(precision))
+                present = _present_values(data.column(col))  # read once for both checks
+                why = _grid_problem(present, int(precision))
                 if why is not None:
                     policy.skipped[col] = why
                     continue
-                sd = _sd_units(data.column(col), int(precision))
+                sd = _sd_of(present, int(precision))
+                del present
                 if sd < min_sd_units:
                     policy.skipped[col] = f"too coarse to mark (SD {sd:.1f} units of its precision)"
                     continue
