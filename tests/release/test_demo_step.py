@@ -13,7 +13,10 @@ from tests.registry.helpers import fast_hashing
 fast_hashing()
 
 
-def test_release_step(home):
+def test_release_step(home, tmp_path, monkeypatch):
+    # the demo's own --home, not the environment, says where its state lives
+    monkeypatch.delenv("BIOWARDEN_HOME")
+    monkeypatch.chdir(tmp_path)
     ctx = DemoContext(home=home, participants=5000, seed=11, console=Console(record=True, width=160))
     cohort_run(ctx)
     release_run(ctx)
@@ -23,3 +26,4 @@ def test_release_step(home):
     assert text.count("refused") == 6
     accused = {a["institution"] for a in ctx.state["trace_verdict"]["accused"]}
     assert accused == set(LEAKERS)
+    assert not (tmp_path / ".biowarden").exists()

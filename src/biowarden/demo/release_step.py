@@ -72,7 +72,7 @@ def _setup(reg: Registry, today: date) -> list[tuple[str, str, str]]:
 
 def run(ctx: DemoContext) -> None:
     console = ctx.console
-    settings = load_settings()
+    settings = load_settings(ctx.home)
     migrate(settings.database_url)
     db = connect(settings.database_url)
     keyring = KeyRing.from_home(settings.home)

@@ -54,7 +54,7 @@ def run(ctx: DemoContext) -> None:
                 f"this application's symbol is {e['application_symbol']}"
             )
 
-    settings = load_settings()
+    settings = load_settings(ctx.home)
     keyring = KeyRing.from_home(settings.home)
     parquet, dictionary = load_cohort(ctx.home)
     master = pq.read_table(parquet)
