@@ -66,22 +66,25 @@ class StoreCatalog:
 
         with self.db.session() as s:
             rows = s.scalars(select(ReleaseRow).order_by(ReleaseRow.created_at, ReleaseRow.id)).all()
-            return [
-                {
-                    "release_id": r.id,
-                    "application": r.application_id,
-                    "institution": r.institution,
-                    "researcher": r.researcher,
-                    "created_at": r.created_at.isoformat(),
-                    "fields": list(r.fields),
-                    "rows": int(r.rows),
-                    "participant_digest": r.participant_digest,
-                    "levels": dict(r.levels),
-                    "risk": dict(r.risk),
-                    "file_sha256": r.file_sha256,
-                    "file_bytes": int(r.file_bytes),
-                    "format": r.format,
-                    "ledger_index": int(r.ledger_index),
-                }
-                for r in rows
-            ]
+            return [release_summary(r) for r in rows]
+
+
+def release_summary(r: Any) -> dict[str, Any]:
+    """A release's row (``store.release_tables.ReleaseRow``) as the summary that listings show: no
+    participant set, no file path."""
+    return {
+        "release_id": r.id,
+        "application": r.application_id,
+        "institution": r.institution,
+        "researcher": r.researcher,
+        "created_at": r.created_at.isoformat(),
+        "fields": list(r.fields),
+        "rows": int(r.rows),
+        "participant_digest": r.participant_digest,
+        "levels": dict(r.levels),
+        "risk": dict(r.risk),
+        "file_sha256": r.file_sha256,
+        "file_bytes": int(r.file_bytes),
+        "format": r.format,
+        "ledger_index": int(r.ledger_index),
+    }

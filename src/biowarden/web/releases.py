@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from biowarden.registry import Identity, Registry
 from biowarden.registry.errors import Unauthenticated
+from biowarden.release.catalog import release_summary
 from biowarden.web.app import ERRORS, bearer
 from biowarden.web.schemas import ErrorOut
 
@@ -198,24 +199,6 @@ def release_router(registry: Registry, keyring, home: str | Path | None = None) 
             s.expunge(row)
         return row
 
-    def _summary(r) -> dict[str, Any]:
-        return {
-            "release_id": r.id,
-            "application": r.application_id,
-            "institution": r.institution,
-            "researcher": r.researcher,
-            "created_at": r.created_at.isoformat(),
-            "fields": list(r.fields),
-            "rows": int(r.rows),
-            "participant_digest": r.participant_digest,
-            "levels": dict(r.levels),
-            "risk": dict(r.risk),
-            "file_sha256": r.file_sha256,
-            "file_bytes": int(r.file_bytes),
-            "format": r.format,
-            "ledger_index": int(r.ledger_index),
-        }
-
     @router.post(
         "/applications/{app_id}/releases",
         response_model=ManifestOut,
@@ -286,7 +269,7 @@ def release_router(registry: Registry, keyring, home: str | Path | None = None) 
                 .where(ReleaseRow.application_id.in_(sorted(visible)))
                 .order_by(ReleaseRow.created_at, ReleaseRow.id)
             ).all()
-            return [_summary(r) for r in rows]
+            return [release_summary(r) for r in rows]
 
     @router.get("/releases/{name}", response_model=ReleaseDetailOut, responses=ERRORS)
     def release_show(who: Who, release_id: ReleaseId) -> dict[str, Any]:
@@ -301,7 +284,7 @@ def release_router(registry: Registry, keyring, home: str | Path | None = None) 
             payload = s.scalar(select(LedgerEntryRow.payload).where(LedgerEntryRow.idx == row.ledger_index))
         manifest = json.loads(payload) if payload else {}
         manifest.pop("file", None)
-        return {**_summary(row), "manifest": manifest}
+        return {**release_summary(row), "manifest": manifest}
 
     @router.post(
         "/releases/{name}/downloads",
