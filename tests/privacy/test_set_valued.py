@@ -289,3 +289,13 @@ def test_cumulative_risk_joins_set_valued_holdings():
     cum = cumulative_risk(new, [prior])
     assert cum.alone.classes == 1 and cum.together.classes == 2  # the held dates split the one class in two
     assert cum.qis_together == ["sex", OPS]
+
+
+def test_set_labels_parse_back_exactly():
+    """Canonical set texts parse back to their sorted elements, on the fast path and through JSON alike."""
+    from biowarden.privacy.hierarchy import parse_set_label, set_label
+
+    cases = [[], ["a"], ["2015-03-14", "2012-01-02"], ['a","b', "c"], ["x\\y"], ['"'], ["", ""], [","], ["é"]]
+    for elements in cases:
+        assert parse_set_label(set_label(elements)) == sorted(elements)
+    assert parse_set_label('["a", "b"]') == ["a", "b"]  # not canonical, still read right

@@ -31,6 +31,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 TOP = "*"
 NULL_VALUE = "NULL"  # how biowarden.privacy.data renders a missing value
@@ -461,6 +463,13 @@ def parse_set_label(value: str, name: str = "") -> list[str] | None:
     """The elements of a canonical set text; None for a missing set (``NULL``)."""
     if value == NULL_VALUE:
         return None
+    if value == "[]":
+        return []
+    if value.startswith('["') and value.endswith('"]') and "\\" not in value:
+        # no escapes, and no quote but the elements' own: '","' can only separate elements (set_label's text)
+        parts = value[2:-2].split('","')
+        if value.count('"') == 2 * len(parts):
+            return parts
     try:
         elements = json.loads(value)
     except json.JSONDecodeError:
@@ -500,26 +509,30 @@ def build_set_hierarchy(
         element = Hierarchy(name, [[NULL_VALUE, TOP]])  # no element anywhere: only the top level generalises
     index = element.index
     levels = element.height - 1  # the element hierarchy's own top is replaced by the set's
-    # per level: each label's JSON text and its rank in sorted order, so that a generalised set's text is
-    # assembled as set_label would give it without re-encoding every set
-    quoted = [[json.dumps(x) for x in element.labels[lv]] for lv in range(levels)]
-    codes = [element.codes[lv].tolist() for lv in range(levels)]
-    rank = []
-    for lv in range(levels):
-        r = [0] * len(element.labels[lv])
-        for pos, c in enumerate(sorted(range(len(r)), key=element.labels[lv].__getitem__)):
-            r[c] = pos
-        rank.append(r)
+    # the non-empty sets' elements as one flat array of element codes, with each set's offsets
+    full = [i for i, x in enumerate(sets) if x]
+    sizes = np.fromiter((len(sets[i]) for i in full), dtype=np.int64, count=len(full))
+    offsets = np.zeros(len(full) + 1, dtype=np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    flat = np.fromiter((index[e] for i in full for e in sets[i]), dtype=np.int64, count=int(offsets[-1]))
+    owner = np.repeat(np.arange(len(full), dtype=np.int64), sizes)
+    # per level: each set's generalised elements sorted by their labels (the label's rank in sorted order),
+    # rendered as set_label would render them, for all sets at once
+    per_level: list[list[str]] = []
+    for lv in range(1, levels):
+        labels = element.labels[lv]
+        rank = np.empty(len(labels), dtype=np.int64)
+        rank[np.array(sorted(range(len(labels)), key=labels.__getitem__), dtype=np.int64)] = np.arange(len(labels))
+        gen = np.asarray(element.codes[lv], dtype=np.int64)[flat]
+        gen = gen[np.lexsort((rank[gen], owner))]
+        quoted = pa.array([json.dumps(x) for x in labels], pa.string()).take(pa.array(gen))
+        joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), quoted), ",")
+        per_level.append(pc.binary_join_element_wise("[", joined, "]", "").to_pylist())
+    generalised = dict(zip(full, zip(*per_level, strict=True), strict=True)) if per_level else {}
     rows = []
-    for v, s in zip(distinct, sets, strict=True):
-        if s is None or not s:
+    for pos, v in enumerate(distinct):
+        if pos in generalised:
+            rows.append([v, *generalised[pos], TOP])
+        else:  # a missing or empty set stays as it is below the top
             rows.append([v] * levels + [TOP])
-            continue
-        idx = [index[e] for e in s]
-        row = [v]
-        for lv in range(1, levels):
-            cs, rk, qt = codes[lv], rank[lv], quoted[lv]
-            row.append("[" + ",".join(qt[c] for c in sorted((cs[i] for i in idx), key=rk.__getitem__)) + "]")
-        row.append(TOP)
-        rows.append(row)
     return SetHierarchy(name, rows, element=element)
