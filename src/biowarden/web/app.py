@@ -83,6 +83,20 @@ class BodyLimit:
 bearer = HTTPBearer(auto_error=False, description="An API token from POST /auth/login or `biowarden token create`.")
 
 
+def bearer_identity(reg: Registry):
+    """The dependency every router's authorised routes share: the caller's identity from its bearer token.
+    A request without one is refused and ledgered (through the throttle, per client address)."""
+
+    def identity(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Identity:
+        client = request.client.host if request.client else None
+        if creds is None or creds.scheme.lower() != "bearer":
+            idx = reg.deny_unauthenticated(f"route:{request.url.path[:200]}", client)
+            raise Unauthenticated("a bearer token is required", ledger_index=idx)
+        return reg.authenticate(creds.credentials, client)
+
+    return identity
+
+
 def create_app(settings_or_db, keyring=None, *, clock=None, max_body: int = MAX_BODY) -> FastAPI:
     """The API over a ``Settings`` (migrates and opens its store and key ring) or an open ``Database``
     with its ``KeyRing``."""
@@ -131,14 +145,7 @@ def create_app(settings_or_db, keyring=None, *, clock=None, max_body: int = MAX_
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
         return _error(exc.status_code, code, str(exc.detail))
 
-    def identity(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Identity:
-        client = request.client.host if request.client else None
-        if creds is None or creds.scheme.lower() != "bearer":
-            idx = reg.deny_unauthenticated(f"route:{request.url.path[:200]}", client)
-            raise Unauthenticated("a bearer token is required", ledger_index=idx)
-        return reg.authenticate(creds.credentials, client)
-
-    Who = Annotated[Identity, Depends(identity)]
+    Who = Annotated[Identity, Depends(bearer_identity(reg))]
 
     # ------------------------------------------------------------ open routes
 

@@ -79,10 +79,11 @@ def mount_dashboard(app: FastAPI, reg: Registry, errors: dict) -> None:
         session: Annotated[str | None, Depends(cookie)],
     ) -> Identity:
         token = creds.credentials if creds is not None and creds.scheme.lower() == "bearer" else session
+        client = request.client.host if request.client else None
         if not token:
-            idx = reg.deny_unauthenticated(f"route:{request.url.path[:200]}")
+            idx = reg.deny_unauthenticated(f"route:{request.url.path[:200]}", client)
             raise Unauthenticated("sign in at /dashboard/login or send a bearer token", ledger_index=idx)
-        return reg.authenticate(token)
+        return reg.authenticate(token, client)
 
     def page(name: str, status: int = 200, **kw: Any) -> HTMLResponse:
         return HTMLResponse(ENV.get_template(name).render(**kw), status_code=status)

@@ -10,13 +10,11 @@ dependency annotations at definition time.
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from biowarden.monitor.service import MonitorService
 from biowarden.registry import Identity, Registry
-from biowarden.registry.errors import Unauthenticated
 
 Scope = Literal["researcher", "application", "institution"]
 
@@ -110,18 +108,12 @@ class RiskOut(BaseModel):
 
 def monitoring_router(reg: Registry, errors: dict) -> APIRouter:
     """The ``/monitor`` routes over ``reg`` (the app's registry)."""
-    from biowarden.web.app import bearer
+    from biowarden.web.app import bearer_identity
 
     svc = MonitorService(reg)
     router = APIRouter(prefix="/monitor", tags=["monitor"], responses=errors)
 
-    def identity(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Identity:
-        if creds is None or creds.scheme.lower() != "bearer":
-            idx = reg.deny_unauthenticated(f"route:{request.url.path[:200]}")
-            raise Unauthenticated("a bearer token is required", ledger_index=idx)
-        return reg.authenticate(creds.credentials)
-
-    Who = Annotated[Identity, Depends(identity)]
+    Who = Annotated[Identity, Depends(bearer_identity(reg))]
     Limit = Annotated[int, Query(ge=1, le=10_000)]
     Name = Annotated[str | None, Query(max_length=254)]
 

@@ -24,16 +24,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from biowarden.registry import Identity, Registry
-from biowarden.registry.errors import Unauthenticated
 from biowarden.release.catalog import release_summary
-from biowarden.web.app import ERRORS, bearer
+from biowarden.web.app import ERRORS, bearer_identity
 from biowarden.web.schemas import ErrorOut
 
 # the path parameter is called ``name`` in the API (as the other routes' ids are: institution, e-mail...)
@@ -180,13 +178,7 @@ def release_router(registry: Registry, keyring, home: str | Path | None = None) 
 
         return load_settings().home
 
-    def identity(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Identity:
-        if creds is None or creds.scheme.lower() != "bearer":
-            idx = reg.deny_unauthenticated(f"route:{request.url.path[:200]}")
-            raise Unauthenticated("a bearer token is required", ledger_index=idx)
-        return reg.authenticate(creds.credentials)
-
-    Who = Annotated[Identity, Depends(identity)]
+    Who = Annotated[Identity, Depends(bearer_identity(reg))]
 
     def _row(release_id: str):
         from biowarden.registry.errors import NotFound
