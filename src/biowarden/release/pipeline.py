@@ -409,18 +409,8 @@ def risk_gate(table: pa.Table, dictionary, threshold: RiskThreshold, prior: Sequ
     from biowarden.privacy.anonymise import anonymise
     from biowarden.privacy.cumulative import cumulative_risk
     from biowarden.privacy.risk import measure_risk
-    from biowarden.privacy.setvalued import is_date_set
 
-    qis = []
-    for c in table.column_names:
-        if c == PARTICIPANT_COLUMN:
-            continue
-        role = None
-        with contextlib.suppress(Exception):
-            role = dictionary.role_of(c)
-        typ = table.schema.field(c).type
-        if (role == Role.QUASI and not (pa.types.is_list(typ) or pa.types.is_large_list(typ))) or is_date_set(typ):
-            qis.append(c)
+    qis = quasi_identifiers(table.schema, table.column_names, dictionary)
     if not qis:
         return GateResult(table, [], {}, {"quasi_identifiers": 0})
     hier = _hierarchies(table, qis, dictionary)

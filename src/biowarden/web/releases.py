@@ -81,30 +81,16 @@ class ReleaseDetailOut(ReleaseOut):
     manifest: dict[str, Any]
 
 
-class ManifestOut(BaseModel):
-    """The manifest of a new release (also recorded in the ledger)."""
+class ManifestOut(ReleaseOut):
+    """The manifest of a new release (also recorded in the ledger): the listing's fields and the rest."""
 
     model_config = ConfigDict(extra="allow")
-    release_id: str
-    application: str
-    institution: str
-    researcher: str
-    created_at: str
-    fields: list[str]
-    rows: int
-    participant_digest: str
     quasi_identifiers: list[str]
-    levels: dict[str, int]
-    risk: dict[str, Any]
     key_ids: dict[str, str]
-    format: str
-    file_sha256: str
-    file_bytes: int
     pseudonym_column: str
     marks: dict[str, Any]
     egress: dict[str, Any]
     request_digest: str
-    ledger_index: int
     export_ledger_index: int
     policy_ledger_index: int
 
