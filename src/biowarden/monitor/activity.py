@@ -22,6 +22,15 @@ from pyroaring import BitMap
 
 EXPORT_KIND = "egress.export"
 DENIED_KIND = "policy.decision"
+# Denied requests the platform writes: the registry's policy decisions on data actions (their payload names
+# the researcher, application and institution: ``registry.audit``) and releases refused after the policy
+# allowed them (caps, quotas, the monitor's hard rules, the risk gate: ``release.pipeline``).
+DECISION_KIND = "decision"
+RELEASE_DENIED_KIND = "release.denied"
+DENIED_KINDS = frozenset({DENIED_KIND, DECISION_KIND, RELEASE_DENIED_KIND})
+# Refusals a suspension or revocation imposes on everyone under it (and on the tokens it revoked) are not
+# the actor's own signal (else a suspended institution's researchers would each climb the ladder for retrying).
+IMPOSED_REASONS = ("DENY_SUSPENDED_", "DENY_REVOKED_", "DENY_TOKEN_REVOKED")
 
 
 def encode_participants(eids: np.ndarray | BitMap) -> str:
@@ -75,7 +84,13 @@ class Activity:
 
 
 def from_event(
-    kind: str, at: datetime, payload: dict[str, Any], decision: str | None = None, *, lazy: bool = False
+    kind: str,
+    at: datetime,
+    payload: dict[str, Any],
+    decision: str | None = None,
+    *,
+    lazy: bool = False,
+    reason: str | None = None,
 ) -> Activity | None:
     """An activity from a ledger event's parts; None for events the monitor does not read. With ``lazy``, an
     export's participants stay encoded (``Activity.encoded``) until a detector needs them."""
@@ -99,7 +114,12 @@ def from_event(
         if payload.get("app_expires"):
             act.app_expires = _expiry(payload["app_expires"])
         return act
-    if kind == DENIED_KIND and decision == "deny" and payload.get("researcher"):
+    if (
+        kind in DENIED_KINDS
+        and decision == "deny"
+        and payload.get("researcher")
+        and not (reason or "").startswith(IMPOSED_REASONS)
+    ):
         return Activity(
             at=at,
             researcher=str(payload["researcher"]),
@@ -123,7 +143,7 @@ def from_text(kind: str, at: datetime, text: str, decision: str | None = None) -
     read: the participants' base64 (most of an export's bytes) is cut out of the text before it is parsed
     and kept encoded on the activity. Canonical JSON escapes every quote inside a string, so the first
     ``"participants":"`` is the member itself; base64 holds no quote, so its value ends at the next one."""
-    if kind not in (EXPORT_KIND, DENIED_KIND):
+    if kind != EXPORT_KIND and kind not in DENIED_KINDS:
         return None
     encoded = ""
     start = text.find(_PARTICIPANTS) if kind == EXPORT_KIND else -1
@@ -198,7 +218,7 @@ def from_entries(entries: Iterable[Any], batch: int = 2000) -> Iterator[Activity
                     out[i] = _export_from_match(e.at, m, encoded)
                 else:
                     rest.append((i, text, encoded))
-            elif kind == DENIED_KIND:
+            elif kind in DENIED_KINDS and e.decision == "deny":  # an allowed decision is no signal
                 rest.append((i, e.payload_json, ""))
         if rest:
             try:
@@ -207,7 +227,7 @@ def from_entries(entries: Iterable[Any], batch: int = 2000) -> Iterator[Activity
                 payloads = [json.loads(r[1]) for r in rest]
             for (i, _text, encoded), payload in zip(rest, payloads, strict=True):
                 e = chunk[i]
-                act = from_event(e.kind, e.at, payload, e.decision, lazy=True)
+                act = from_event(e.kind, e.at, payload, e.decision, lazy=True, reason=getattr(e, "reason", None))
                 if act is not None and encoded:
                     act.encoded = encoded
                 out[i] = act

@@ -12,7 +12,9 @@ from biowarden.monitor.activity import (
     _EXPORT_TEXT,
     _PARTICIPANTS,
     DENIED_KIND,
+    DENIED_KINDS,
     EXPORT_KIND,
+    IMPOSED_REASONS,
     Activity,
     _expiry,
     from_entries,
@@ -72,7 +74,7 @@ def _activities(entries: Iterable[EntryLike], out: ReplayResult) -> Iterator[Act
         if stored:
             yield from from_entries(stored)
             stored = []
-        yield from_event(e.kind, e.at, e.payload, e.decision)
+        yield from_event(e.kind, e.at, e.payload, e.decision, reason=getattr(e, "reason", None))
     if stored:
         yield from from_entries(stored)
 
@@ -178,8 +180,10 @@ def replay_batch(
                     )
                     _check(act, monitor, book, out, precheck)
                     continue
-            elif kind == DENIED_KIND:
-                if e.decision == "deny":
+            elif kind in DENIED_KINDS:
+                if e.decision != "deny":
+                    continue  # an allowed decision is no signal
+                if kind == DENIED_KIND and not (getattr(e, "reason", None) or "").startswith(IMPOSED_REASONS):
                     m = denied_match(e.payload_json)
                     if m is not None and quiet_denied(e.at, m.group(3)):
                         out.activities += 1

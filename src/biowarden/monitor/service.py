@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from biowarden.monitor.activity import DENIED_KIND, EXPORT_KIND
+from biowarden.monitor.activity import DENIED_KINDS, EXPORT_KIND
 from biowarden.monitor.detectors import Monitor, MonitorConfig
 from biowarden.monitor.incidents import (
     DISABLE,
@@ -390,7 +390,7 @@ class MonitorService:
             book = self.store.load_book(s, self.ladder, self.notifier)
         size = ledger.size()
         monitor = Monitor(self.config or MonitorConfig(cohort_size=cohort_size))
-        kinds = {EXPORT_KIND, DENIED_KIND}
+        kinds = {EXPORT_KIND, *DENIED_KINDS}
         learned = (e for e in ledger.entries(0, min(cursor, size)) if e.kind in kinds)
         # learning only (these were filed by an earlier scan): observed, nothing filed
         warm = replay_batch(learned, monitor, None, precheck=False).activities

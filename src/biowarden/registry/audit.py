@@ -14,6 +14,22 @@ from biowarden.ledger.events import LedgerEvent
 from biowarden.policy import Decision, Principal, Resource
 from biowarden.store.db import Database
 
+# actions that reach participant data: their decisions name the actor, so that the monitor reads a denied
+# one as a denied request of that researcher, application and institution (``monitor.activity``)
+DATA_ACTIONS = frozenset({"application.access", "release.create", "release.download"})
+
+
+def data_actor(principal: Principal, resource: Resource) -> dict[str, str]:
+    """Who asked for data and under what: the researcher's e-mail (the account's name for an account that acts
+    for no researcher), the application asked for, and its institution (the researcher's when the application
+    is unknown). Names only: no secret reaches the ledger."""
+    app = resource.application
+    return {
+        "researcher": principal.researcher or principal.name,
+        "application": app.id if app is not None else resource.id,
+        "institution": (app.institution if app is not None else principal.institution) or "",
+    }
+
 
 class Audit:
     def __init__(self, db: Database, keyring) -> None:
@@ -44,6 +60,8 @@ class Audit:
             payload["fields"] = list(resource.fields)
         if principal.token_application:
             payload["token_application"] = principal.token_application
+        if action in DATA_ACTIONS and principal.authenticated:
+            payload.update(data_actor(principal, resource))
         return self.record(
             session,
             "decision",
