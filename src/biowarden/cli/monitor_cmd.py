@@ -24,14 +24,25 @@ AS_USER = typer.Option(None, "--as", help="act as this account (password prompte
 JSON = typer.Option(False, "--json", help="machine-readable output")
 
 
+def _notifier():
+    """The configured sender (``BIOWARDEN_NOTIFIER``...); a bad setting is a clear error (exit 2)."""
+    from biowarden.config import ConfigError
+    from biowarden.monitor.notify import notifier_from_settings
+
+    try:
+        return notifier_from_settings()
+    except ConfigError as exc:
+        fail(f"notifier configuration: {exc}")
+
+
 @contextmanager
-def _service():
+def _service(notifier=None):
     """(registry, monitor service) over the home's store; policy denials exit 3, bad input exits 2."""
     from biowarden.cli.registry_cmd import _registry
     from biowarden.monitor.service import MonitorService
 
     with _registry() as reg:
-        yield reg, MonitorService(reg)
+        yield reg, MonitorService(reg, notifier=notifier)
 
 
 def _who(reg, as_user: str | None):
@@ -203,7 +214,8 @@ def scan(
         cohort_size = pq.ParquetFile(parquet).metadata.num_rows
     if cohort_size < 1:
         fail("--cohort-size must be positive")
-    with _service() as (_reg, svc):
+    notifier = _notifier()
+    with _service(notifier) as (_reg, svc):
         out = svc.scan(cohort_size, enforce_actions=not no_enforce)
     if as_json:
         emit_json(out.to_dict())
@@ -214,6 +226,30 @@ def scan(
     )
     for a in out.actions:
         console.print(f"  incident {a['incident']}: {a['kind']} {a['scope']} {a['target']}")
+    for why in out.notify_failed:
+        console.print(f"  [yellow]notification not sent[/]: {why}")
+
+
+@monitor_app.command("notify-test")
+def notify_test(as_json: bool = JSON) -> None:
+    """Send a test notification through the configured sender (BIOWARDEN_NOTIFIER=log|smtp); exit 1 if it
+    cannot be sent."""
+    from biowarden.monitor.notify import describe
+
+    notifier = _notifier()
+    where = describe(notifier)
+    try:
+        notifier.send("biowarden test notification", "The monitor's notifications reach this address.")
+    except Exception as exc:  # any failure of the sender, named without secrets
+        why = f"{exc.__class__.__name__}: {exc}"[:300]
+        if as_json:
+            emit_json({"sent": False, "notifier": where, "error": why})
+            raise typer.Exit(1) from None
+        fail(f"test notification through {where} not sent: {why}", code=1)
+    if as_json:
+        emit_json({"sent": True, "notifier": where})
+        return
+    console.print(f"test notification sent through {where}")
 
 
 def register(app: typer.Typer) -> None:

@@ -123,7 +123,9 @@ class LogNotifier:
 
 
 class SmtpNotifier:
-    """E-mail through an SMTP relay; configured, never required. The password is never logged."""
+    """E-mail through an SMTP relay; configured, never required (``biowarden.monitor.notify`` builds one from
+    the settings). STARTTLS verifies the relay's certificate (the system's CAs, or ``ca_file``); credentials
+    are sent only after it. The password is never logged nor shown by ``repr``."""
 
     def __init__(
         self,
@@ -134,26 +136,60 @@ class SmtpNotifier:
         username: str | None = None,
         password: str | None = None,
         starttls: bool = True,
+        *,
+        ca_file: str | None = None,
+        timeout: float = 10.0,
     ) -> None:
-        self.host, self.port, self.sender, self.recipients = host, port, sender, recipients
+        if (username is None) != (password is None):
+            raise ValueError("an SMTP username needs a password, and a password a username")
+        if username is not None and not starttls:
+            raise ValueError("SMTP credentials are sent only over STARTTLS")
+        self.host, self.port, self.sender, self.recipients = host, port, sender, list(recipients)
         self.username, self._password, self.starttls = username, password, starttls
+        self.ca_file, self.timeout = ca_file, timeout
 
     def __repr__(self) -> str:
-        return f"SmtpNotifier({self.host}:{self.port}, user={self.username!r}, password=<secret>)"
+        secret = "<secret>" if self._password else None
+        return (
+            f"SmtpNotifier({self.host}:{self.port}, starttls={self.starttls}, user={self.username!r}, "
+            f"password={secret})"
+        )
 
     def send(self, subject: str, body: str) -> None:
         import smtplib
+        import ssl
         from email.message import EmailMessage
 
         msg = EmailMessage()
         msg["Subject"], msg["From"], msg["To"] = subject, self.sender, ", ".join(self.recipients)
         msg.set_content(body)
-        with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             if self.starttls:
-                smtp.starttls()
+                smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
             if self.username and self._password:
                 smtp.login(self.username, self._password)
             smtp.send_message(msg)
+
+
+class GuardedNotifier:
+    """A sender whose failures never stop the monitor: the ladder's action is ledgered and carried out
+    whether or not the e-mail went; a failure is logged (its kind and the relay's answer, never a secret)
+    and counted."""
+
+    def __init__(self, inner: Notifier) -> None:
+        self.inner = inner
+        self.sent = 0
+        self.failed: list[str] = []
+
+    def send(self, subject: str, body: str) -> None:
+        try:
+            self.inner.send(subject, body)
+        except Exception as exc:  # any failure of the sender: logged, the monitor goes on
+            why = f"{exc.__class__.__name__}: {exc}"[:300]
+            self.failed.append(why)
+            log.warning("notification %r not sent: %s", subject, why)
+        else:
+            self.sent += 1
 
 
 REVIEW_OUTCOMES = ("confirmed", "false_positive")

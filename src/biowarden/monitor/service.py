@@ -35,8 +35,10 @@ from biowarden.monitor.incidents import (
     REVIEW_OUTCOMES,
     SUSPEND,
     Action,
+    GuardedNotifier,
     IncidentBook,
     Ladder,
+    LogNotifier,
     Notifier,
 )
 from biowarden.monitor.replay import replay_batch
@@ -139,6 +141,8 @@ class ScanResult:
     incidents: int
     actions: list[dict[str, Any]]
     cursor: int
+    notified: int = 0  # notifications the sender accepted
+    notify_failed: list[str] = field(default_factory=list)  # why the others were not sent (no secrets)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -385,9 +389,10 @@ class MonitorService:
         activities past the stored cursor file alerts, so a scan never files the same alert twice.
         Automatic actions are enforced as the monitor (the home's operator, actor ``system:monitor``)."""
         ledger = self.registry.audit.ledger
+        notifier = GuardedNotifier(self.notifier or LogNotifier())  # a failed e-mail never stops the ladder
         with self.db.session() as s:
             cursor = int(self.store.get_state(s, CURSOR) or 0)
-            book = self.store.load_book(s, self.ladder, self.notifier)
+            book = self.store.load_book(s, self.ladder, notifier)
         size = ledger.size()
         monitor = Monitor(self.config or MonitorConfig(cohort_size=cohort_size))
         kinds = {EXPORT_KIND, *DENIED_KINDS}
@@ -414,4 +419,6 @@ class MonitorService:
             len({a.incident for a in fresh.actions}),
             acts,
             size,
+            notifier.sent,
+            notifier.failed,
         )

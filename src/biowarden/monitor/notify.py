@@ -1,0 +1,37 @@
+"""The monitor's notification sender, as configured (``biowarden.config.load_notifier_settings``): the log
+sender by default, or e-mail through an SMTP relay."""
+
+from __future__ import annotations
+
+from biowarden.config import NotifierSettings, load_notifier_settings
+from biowarden.monitor.incidents import LogNotifier, Notifier, SmtpNotifier
+
+
+def notifier_from_settings(settings: NotifierSettings | None = None) -> Notifier:
+    """The configured sender (read from the environment when ``settings`` is None; a bad setting raises
+    ``biowarden.config.ConfigError`` naming it)."""
+    settings = settings or load_notifier_settings()
+    if settings.kind == "smtp":
+        smtp = settings.smtp
+        assert smtp is not None
+        return SmtpNotifier(
+            smtp.host,
+            smtp.port,
+            smtp.sender,
+            list(smtp.recipients),
+            smtp.username,
+            smtp.password,
+            smtp.starttls,
+            ca_file=str(smtp.ca_file) if smtp.ca_file else None,
+            timeout=smtp.timeout,
+        )
+    return LogNotifier()
+
+
+def describe(notifier: Notifier) -> str:
+    """What a custodian sees of the sender: its kind and relay, never a credential."""
+    if isinstance(notifier, SmtpNotifier):
+        auth = f", as {notifier.username}" if notifier.username else ""
+        tls = "STARTTLS" if notifier.starttls else "no TLS"
+        return f"smtp {notifier.host}:{notifier.port} ({tls}{auth}) to {', '.join(notifier.recipients)}"
+    return "log"
