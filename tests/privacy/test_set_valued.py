@@ -15,6 +15,7 @@ import pytest
 from biowarden.privacy.anonymise import Criteria, Lattice, anonymise, apply_transformation
 from biowarden.privacy.data import as_strings, histogram_from_table
 from biowarden.privacy.hierarchy import (
+    Hierarchy,
     HierarchyError,
     SetHierarchy,
     build_hierarchy,
@@ -299,3 +300,92 @@ def test_set_labels_parse_back_exactly():
     for elements in cases:
         assert parse_set_label(set_label(elements)) == sorted(elements)
     assert parse_set_label('["a", "b"]') == ["a", "b"]  # not canonical, still read right
+
+
+CENTRES = ["11012", "11021", "11011", "11008", "11003", "11020", "11005", "11004"]  # regions not in code order
+
+
+def _random_sets(rng: np.random.Generator, n: int, kind: str) -> list:
+    out: list = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.05:
+            out.append(None)
+        elif r < 0.12:
+            out.append([])
+        elif kind == "date":
+            days = rng.integers(0, 8 * 365, rng.integers(1, 5))
+            out.append([D(2008, 1, 1) + dt.timedelta(days=int(x)) for x in days])
+        else:
+            out.append([CENTRES[int(x)] for x in rng.integers(0, len(CENTRES), rng.integers(1, 4))])
+    return out
+
+
+def _reference_set_hierarchy(name: str, sets: list, element) -> Hierarchy:
+    """Row by row in Python: one row per distinct set text (in text order), each level's label the sorted
+    texts of the elements' labels; missing and empty sets stay as they are below the top."""
+    texts = {("NULL" if s is None else set_label([str(e) for e in s])): s for s in sets}
+    rows = []
+    for text in sorted(texts):
+        s = texts[text]
+        row = [text]
+        for lv in range(1, element.height - 1):
+            if not s:
+                row.append(text)
+                continue
+            labels = [element.labels[lv][element.codes[lv][element.index[str(e)]]] for e in s]
+            row.append(set_label(labels))
+        rows.append([*row, "*"])
+    return Hierarchy(name, rows)
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec"), [("date", "date:month,quarter,year,5y,10y"), ("centre", "coding:ukb-centre-region")]
+)
+def test_column_wise_set_hierarchy_equals_the_row_by_row_one(kind, spec):
+    """Built from the column (codes per level, labels rendered only when read) or from the set texts, the
+    hierarchy has the rows, codes (numbered alike), leaves and labels of one built row by row in Python;
+    the centre hierarchy's region labels are not in the codes' order, so sets are re-sorted per level."""
+    from biowarden.privacy.data import set_codes
+    from biowarden.privacy.hierarchy import build_set_hierarchy, set_hierarchy
+
+    rng = np.random.default_rng(5 if kind == "date" else 6)
+    sets = _random_sets(rng, 3000, kind)
+    typ = pa.date32() if kind == "date" else pa.string()
+    column = pa.chunked_array([pa.array(sets[:1000], pa.list_(typ)), pa.array(sets[1000:], pa.list_(typ))])
+    texts = as_strings(column).to_pylist()
+    element = build_hierarchy(OPS, spec, sorted({str(e) for s in sets if s for e in s}))
+    want = _reference_set_hierarchy(OPS, sets, element)
+    for got in (set_hierarchy(OPS, set_codes(column), spec), build_set_hierarchy(OPS, texts, spec)):
+        assert got.height == want.height == element.height and got.domain_size == want.domain_size
+        for lv in range(want.height):
+            assert np.array_equal(got.codes[lv], want.codes[lv]), lv
+            assert np.array_equal(got.leaves[lv], want.leaves[lv]), lv
+        assert got.labels == want.labels and got.rows == want.rows and got.index == want.index
+        assert got.is_functional()
+    # every record's row found by its canonical text, with Arrow or from a list
+    h = set_hierarchy(OPS, set_codes(column), spec)
+    assert h.encode(pa.array(texts)).tolist() == [want.index[t] for t in texts] == h.encode(texts).tolist()
+    with pytest.raises(HierarchyError, match="missing from its hierarchy"):
+        h.encode(['["1999-01-01"]'])
+
+
+def test_set_codes_number_sets_as_their_texts_would_be():
+    from biowarden.privacy.data import set_codes, set_strings
+
+    rng = np.random.default_rng(9)
+    sets = _random_sets(rng, 2000, "date")
+    sets[7] = [None, D(2010, 1, 1)]  # a missing element renders as NULL inside the set
+    typ = pa.list_(pa.date32())
+    column = pa.chunked_array([pa.array(sets[:500], typ), pa.array(sets[500:], typ)])
+    reference = ["NULL" if s is None else set_label(["NULL" if e is None else e.isoformat() for e in s]) for s in sets]
+    assert set_strings(column).to_pylist() == reference
+    sliced = column.combine_chunks().slice(3, 1200)
+    assert set_strings(sliced).to_pylist() == reference[3:1203]
+    sc = set_codes(column)
+    first_seen: dict[str, int] = {}
+    assert sc.codes.tolist() == [first_seen.setdefault(t, len(first_seen)) for t in reference]
+    assert sc.texts().to_pylist() == list(first_seen)
+    assert sc.elements == sorted(sc.elements) and sc.missing.sum() == 1
+    as_large = pa.array(sets, pa.large_list(pa.date32()))
+    assert set_strings(as_large).to_pylist() == reference

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from biowarden.privacy.data import DataError, Histogram, as_strings, histogram_from_table, is_set_valued
+from biowarden.privacy.data import DataError, Histogram, as_strings, histogram_from_table, is_set_valued, set_codes
 from biowarden.privacy.diversity import SensitiveData, class_diversity
 from biowarden.privacy.hierarchy import Hierarchy, HierarchyError, SetHierarchy
 from biowarden.privacy.population import ClassSizes, population_uniqueness
@@ -189,9 +189,13 @@ class AnonymisationResult:
         }
 
     def apply(self, table: pa.Table, suppressed_marker: str = "*") -> pa.Table:
-        """Apply the optimum to the table the search ran on (same rows, same order)."""
+        """Apply the optimum to the table the search ran on (same rows, same order): the records the search
+        suppressed are suppressed (found again from the criteria when the search ran on a histogram)."""
         if not self.found:
             raise ValueError("no transformation satisfies the criteria within the suppression limit")
+        suppress = self.suppressed_records
+        if suppress is not None and len(suppress) != table.num_rows:
+            raise ValueError(f"the search ran on {len(suppress)} records, the table has {table.num_rows}")
         return apply_transformation(
             table,
             self.hierarchies,
@@ -199,6 +203,7 @@ class AnonymisationResult:
             suppressed_marker,
             criteria=self.criteria,
             qis=self.qis,
+            suppress=suppress,
         )
 
 
@@ -234,7 +239,7 @@ class Lattice:
             rows = h.encode(hist.dictionaries[i])[hist.codes[:, i]]
             self.gen.append([h.codes[lv][rows].astype(np.int32) for lv in range(h.height)])
             self.share.append([h.leaves[lv] / h.domain_size for lv in range(h.height)])
-            self.nlabels.append([len(h.labels[lv]) for lv in range(h.height)])
+            self.nlabels.append([h.num_labels(lv) for lv in range(h.height)])
         # generalisation-only loss per (QI, level): the lower bound's ingredients
         self.gen_loss = np.zeros((self.q, max(self.heights)))
         self.gen_prec = np.zeros((self.q, max(self.heights)))
@@ -253,7 +258,7 @@ class Lattice:
             maps: dict[tuple[int, int], np.ndarray | None] = {}
             for a in range(h.height):
                 for b in range(a + 1, h.height):
-                    parent = np.zeros(len(h.labels[a]), dtype=np.int32)
+                    parent = np.zeros(h.num_labels(a), dtype=np.int32)
                     parent[h.codes[a]] = h.codes[b]
                     maps[a, b] = parent if np.array_equal(parent[h.codes[a]], h.codes[b]) else None
             self.up.append(maps)
@@ -735,14 +740,11 @@ def apply_transformation(
             raise HierarchyError(f"no hierarchy for quasi-identifier {q!r}")
         if not 0 <= level < h.height:
             raise HierarchyError(f"level {level} out of range for {q!r} (0..{h.height - 1})")
-        strings = as_strings(table.column(q))
-        import pyarrow.compute as pc
-
-        enc = pc.dictionary_encode(strings)
-        rows = h.encode(enc.dictionary.to_pylist())
-        codes = h.codes[level][rows][enc.indices.to_numpy(zero_copy_only=False)]
+        if suppress is not None and _element_wise(h, table.schema.field(q).type):
+            continue  # generalised element by element below; its codes are only needed to find classes
+        codes = h.codes[level][_value_rows(table.column(q), h)]
         gen_cols[q] = codes
-        key = key * len(h.labels[level]) + codes if len(h.labels[level]) else key
+        key = key * h.num_labels(level) + codes if h.num_labels(level) else key
     if suppress is None and criteria is not None:
         uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
         fail = counts < criteria.min_class_size
@@ -756,17 +758,35 @@ def apply_transformation(
     out = table
     for q, level in zip(qis, lv, strict=True):
         h = hierarchies[q]
-        if isinstance(h, SetHierarchy) and is_set_valued(table.schema.field(q).type):
+        if _element_wise(h, table.schema.field(q).type):
             col = _generalise_set(table.column(q), h, level, suppress, suppressed_marker)
             out = out.set_column(out.column_names.index(q), q, col)
             continue
-        labels = np.array(hierarchies[q].labels[level] + [suppressed_marker], dtype=object)
+        labels = pa.concat_arrays([h.label_array(level).cast(pa.string()), pa.array([suppressed_marker], pa.string())])
         codes = gen_cols[q].copy()
         if suppress is not None:
             codes[np.asarray(suppress, dtype=bool)] = len(labels) - 1
-        col = pa.array(labels[codes], pa.string())
+        col = labels.take(pa.array(codes))
         out = out.set_column(out.column_names.index(q), q, col)
     return out
+
+
+def _element_wise(h: Hierarchy, typ: pa.DataType) -> bool:
+    """A set hierarchy on a list column: generalised element by element (see :func:`_generalise_set`)."""
+    return isinstance(h, SetHierarchy) and is_set_valued(typ)
+
+
+def _value_rows(column: pa.ChunkedArray | pa.Array, h: Hierarchy) -> np.ndarray:
+    """Every record's row in the hierarchy (values as :func:`as_strings` renders them; a set by its
+    canonical text, rendered once per distinct set)."""
+    import pyarrow.compute as pc
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if is_set_valued(arr.type):
+        sets = set_codes(arr)
+        return h.encode(sets.texts())[sets.codes]
+    enc = pc.dictionary_encode(as_strings(arr))
+    return h.encode(enc.dictionary)[np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
 
 
 def _generalise_set(
@@ -778,7 +798,8 @@ def _generalise_set(
 ) -> pa.Array:
     """A list column generalised element by element, in place (positions kept, so a paired list such as
     the operation codes still lines up); at the top level, or for a suppressed record, the whole list is
-    ``[suppressed_marker]`` (its length hidden too). A missing list stays missing below the top."""
+    ``[suppressed_marker]`` (its length hidden too). A missing list stays missing below the top. Built with
+    Arrow: only the distinct elements pass through Python."""
     import pyarrow.compute as pc
 
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
@@ -788,25 +809,29 @@ def _generalise_set(
         hide[:] = True
     lens = np.asarray(pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
     null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool) & ~hide
-    flat = as_strings(arr.flatten())  # element texts, as the hierarchy was built from
     elem = h.element
     if elem is None:
         raise HierarchyError(f"set hierarchy {h.name!r} has no element hierarchy")
     keep = ~hide
     new_lens = np.where(keep, lens, 1)
     offsets = np.concatenate([[0], np.cumsum(new_lens)]).astype(np.int64)
-    values = np.empty(int(offsets[-1]), dtype=object)
-    if len(flat):
-        enc = pc.dictionary_encode(flat)
-        rows = elem.encode(enc.dictionary.to_pylist())
-        labels = np.array(elem.labels[level], dtype=object)[elem.codes[level][rows]]
-        gen = labels[enc.indices.to_numpy(zero_copy_only=False)]
+    top = level >= h.height - 1
+    # the level's element labels with the marker after them (the marker alone at the top)
+    labels = pa.array([suppressed_marker], pa.string())
+    if not top:
+        labels = pa.concat_arrays([elem.label_array(level).cast(pa.string()), labels])
+    picks = np.full(int(offsets[-1]), len(labels) - 1, dtype=np.int64)
+    if not top and lens.sum():
+        # element texts, as the hierarchy was built from; their labels at this level, element by element
+        enc = pc.dictionary_encode(arr.flatten(), null_encoding="encode")
+        rows = elem.encode(as_strings(enc.dictionary))
+        gen = elem.codes[level][rows][np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
         owner = np.repeat(np.arange(n, dtype=np.int64), lens)
         src_start = np.concatenate([[0], np.cumsum(lens)])[:-1]
         dest = offsets[:-1][owner] + (np.arange(len(gen)) - src_start[owner])
         kept = keep[owner]
-        values[dest[kept]] = gen[kept]
-    values[offsets[:-1][hide]] = suppressed_marker
-    return pa.LargeListArray.from_arrays(
-        pa.array(offsets, pa.int64()), pa.array(values, pa.string()), mask=pa.array(null)
-    ).cast(pa.list_(pa.string()))
+        picks[dest[kept]] = gen[kept]
+    values = labels.take(pa.array(picks))
+    return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values, mask=pa.array(null)).cast(
+        pa.list_(pa.string())
+    )

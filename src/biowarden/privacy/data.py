@@ -78,40 +78,136 @@ def is_set_valued(typ: pa.DataType) -> bool:
     return pa.types.is_list(typ) or pa.types.is_large_list(typ)
 
 
+@dataclass
+class SetCodes:
+    """A set-valued column as integers: its distinct sets, each a sorted run of element codes, and every
+    record's set.
+
+    ``elements`` are the distinct element texts (as :func:`as_strings` renders them) in text order, an
+    element's code being its index there; the distinct sets are numbered in order of first appearance
+    among the records (so ``codes`` numbers records exactly as dictionary-encoding their canonical texts
+    would); set ``s`` holds ``flat[offsets[s]:offsets[s + 1]]`` (ascending) and is a missing list when
+    ``missing[s]``. Two lists with the same multiset of element texts, in any order, are one set.
+    """
+
+    elements: list[str]
+    flat: np.ndarray
+    offsets: np.ndarray
+    missing: np.ndarray
+    codes: np.ndarray
+
+    @property
+    def num_sets(self) -> int:
+        return len(self.missing)
+
+    def texts(self) -> pa.Array:
+        """The canonical text of every distinct set (a compact JSON list of its sorted element texts, ``[]``
+        for an empty list, ``NULL`` for a missing one), rendered with Arrow: only the distinct elements
+        pass through Python."""
+        import json
+
+        quoted = pa.array([json.dumps(e) for e in self.elements], pa.string())
+        lists = pa.LargeListArray.from_arrays(pa.array(self.offsets, pa.int64()), quoted.take(pa.array(self.flat)))
+        text = pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
+        return pc.if_else(pa.array(self.missing), pa.scalar(NULL_VALUE, pa.string()), text).cast(pa.string())
+
+
+def set_codes(column: pa.ChunkedArray | pa.Array) -> SetCodes:
+    """Encode a set-valued column (see :class:`SetCodes`) without a Python object per record or per set:
+    each list's element codes are sorted within the list and the lists are dictionary-encoded as byte
+    strings of their codes."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not is_set_valued(arr.type):
+        raise DataError(f"column of type {arr.type} is not set-valued")
+    lens = np.asarray(pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    enc = pc.dictionary_encode(arr.flatten(), null_encoding="encode")  # flatten skips null lists, honours slicing
+    texts = as_strings(enc.dictionary).to_pylist()
+    elements = sorted(set(texts))
+    code_of = {t: i for i, t in enumerate(elements)}
+    rank = np.array([code_of[t] for t in texts], dtype=np.int64)
+    elem = rank[np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    elem = sort_within(elem, lens, len(elements))
+    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    keys = code_strings(elem, lens, len(elements), null)
+    denc = pc.dictionary_encode(keys, null_encoding="encode")
+    codes = np.asarray(denc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    flat, offsets, missing = _decode_code_strings(denc.dictionary, len(elements))
+    return SetCodes(elements, flat, offsets, missing, codes)
+
+
+def sort_within(values: np.ndarray, lens: np.ndarray, radix: int) -> np.ndarray:
+    """``values`` (codes below ``radix``, in consecutive runs of ``lens``) sorted within each run."""
+    if len(values) < 2:
+        return values
+    owner = run_owner(lens, len(values))
+    radix = max(int(radix), 1)
+    if len(lens) * radix < 2**62:
+        key = owner * radix + values
+        key.sort(kind="stable")  # a merge of presorted runs: fast on keys whose major part is already sorted
+        return key - owner * radix  # the runs keep their places: owner is the key's major part
+    return values[np.lexsort((values, owner))]
+
+
+def run_owner(lens: np.ndarray, total: int | None = None) -> np.ndarray:
+    """The run of every item of consecutive runs of ``lens`` items (``np.repeat(arange, lens)``, by a
+    cumulative sum)."""
+    lens = np.asarray(lens, dtype=np.int64)
+    total = int(lens.sum()) if total is None else total
+    full = np.flatnonzero(lens)
+    marks = np.zeros(total, dtype=np.int64)
+    if len(full):
+        starts = np.cumsum(lens)[full] - lens[full]
+        marks[starts] = np.diff(full, prepend=0)
+    return np.cumsum(marks)
+
+
+def _code_width(radix: int) -> int:
+    return 1 if radix <= 1 << 8 else 2 if radix <= 1 << 16 else 4
+
+
+def code_strings(values: np.ndarray, lens: np.ndarray, radix: int, null: np.ndarray | None = None) -> pa.Array:
+    """Runs of codes (below ``radix``) as one byte string each (fixed-width codes, so equal strings are equal
+    runs), null where ``null``: a column Arrow can hash and dictionary-encode."""
+    width = _code_width(radix)
+    data = np.ascontiguousarray(values, dtype=f"<u{width}")
+    ends = np.cumsum(lens, dtype=np.int64) * width
+    large = len(ends) > 0 and int(ends[-1]) >= 2**31
+    offsets = np.concatenate([[0], ends]).astype(np.int64 if large else np.int32)
+    validity, nulls = None, 0
+    if null is not None and null.any():
+        validity, nulls = pa.array(~null).buffers()[1], int(null.sum())
+    return pa.Array.from_buffers(
+        pa.large_binary() if large else pa.binary(),
+        len(lens),
+        [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
+        null_count=nulls,
+    )
+
+
+def _decode_code_strings(keys: pa.Array, radix: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(codes, offsets in codes, null) of byte strings made by :func:`code_strings`."""
+    width = _code_width(radix)
+    m = len(keys)
+    off_type = np.int64 if pa.types.is_large_binary(keys.type) else np.int32
+    _, off_buf, data_buf = keys.buffers()
+    off = np.frombuffer(off_buf, dtype=off_type)[keys.offset : keys.offset + m + 1].astype(np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    raw = data[int(off[0]) : int(off[-1])] if m else data[:0]
+    flat = raw.view(f"<u{width}").astype(np.int64)
+    missing = np.asarray(keys.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    return flat, (off - off[0]) // width, missing
+
+
 def set_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array:
     """The canonical text of every set-valued cell: its elements' texts, sorted, as a compact JSON list.
 
     Two records with the same multiset of values (in any order) get the same text, so a list column works
     as one quasi-identifier: ``[2015-03-14, 2012-01-02]`` and ``[2012-01-02, 2015-03-14]`` are one value
     (``'["2012-01-02","2015-03-14"]'``); an empty list is ``[]``, a missing list ``NULL``. Elements are
-    rendered as :func:`as_strings` renders scalars. Only the distinct elements pass through Python.
+    rendered as :func:`as_strings` renders scalars. Only the distinct sets are rendered (see :func:`set_codes`).
     """
-    import json
-
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not is_set_valued(arr.type):
-        raise DataError(f"column of type {arr.type} is not set-valued")
-    n = len(arr)
-    lens = np.asarray(pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    flat = as_strings(arr.flatten())  # flatten skips null lists and honours slicing
-    total = int(lens.sum())
-    if total:
-        enc = pc.dictionary_encode(flat)
-        distinct = enc.dictionary.to_pylist()
-        by_text = sorted(range(len(distinct)), key=distinct.__getitem__)
-        rank = np.empty(len(distinct), dtype=np.int64)
-        rank[by_text] = np.arange(len(distinct))
-        codes = rank[np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
-        quoted = pa.array([json.dumps(distinct[i]) for i in by_text], pa.string())  # in rank order
-        owner = np.repeat(np.arange(n, dtype=np.int64), lens)
-        order = np.lexsort((codes, owner))
-        elements = quoted.take(pa.array(codes[order]))
-    else:
-        elements = pa.array([], pa.string())
-    offsets = pa.array(np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), pa.int64())
-    joined = pc.binary_join(pa.LargeListArray.from_arrays(offsets, elements), ",")
-    text = pc.binary_join_element_wise("[", joined, "]", "")
-    return pc.if_else(arr.is_null(), pa.scalar(NULL_VALUE, pa.string()), text).cast(pa.string())
+    sets = set_codes(column)
+    return sets.texts().take(pa.array(sets.codes))
 
 
 def as_strings(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -220,8 +316,9 @@ def _encode(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str], 
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
-    if is_set_valued(arr.type):
-        arr = set_strings(arr)  # a set is one value: its canonical text
+    if is_set_valued(arr.type):  # a set is one value, named by its canonical text
+        sets = set_codes(arr)
+        return sets.codes, sets.texts().to_pylist(), False
     enc = pc.dictionary_encode(arr, null_encoding="encode")
     labels = as_strings(enc.dictionary).to_pylist()
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)

@@ -26,13 +26,14 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from biowarden.privacy.data import SetCodes, code_strings, run_owner, set_codes, sort_within
 
 TOP = "*"
 NULL_VALUE = "NULL"  # how biowarden.privacy.data renders a missing value
@@ -42,78 +43,119 @@ class HierarchyError(ValueError):
     """A hierarchy that cannot be used: ragged, missing values, unknown column, bad spec."""
 
 
-@dataclass
 class Hierarchy:
     """A materialised hierarchy: ``rows[v][l]`` is value ``v`` generalised to level ``l``.
 
-    Encoded views (built on construction):
-    ``labels[l]`` the distinct labels of level ``l``; ``codes[l][v]`` the label index of value ``v`` at level
-    ``l``; ``leaves[l][c]`` how many level-0 values label ``c`` of level ``l`` covers (ARX's domain share
-    numerator). ``index`` maps a level-0 value string to its row.
+    Encoded views (built on construction): ``codes[l][v]`` the label index of value ``v`` at level ``l``
+    (labels numbered in order of first appearance down the rows); ``leaves[l][c]`` how many level-0 values
+    label ``c`` of level ``l`` covers (ARX's domain share numerator). ``labels[l]`` are the distinct labels of
+    level ``l``, ``index`` maps a level-0 value string to its row, and ``rows`` is the table itself: these
+    three are read from the encoded views on first use, so a hierarchy built from codes (a set hierarchy
+    over hundreds of thousands of sets) renders its label texts only if someone reads them.
     """
 
-    name: str
-    rows: list[list[str]]
-    labels: list[list[str]] = field(init=False, repr=False)
-    codes: list[np.ndarray] = field(init=False, repr=False)
-    leaves: list[np.ndarray] = field(init=False, repr=False)
-    index: dict[str, int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if not self.rows:
-            raise HierarchyError(f"hierarchy for column {self.name!r} is empty")
-        width = len(self.rows[0])
-        for i, row in enumerate(self.rows):
+    def __init__(self, name: str, rows: Sequence[Sequence[str]]) -> None:
+        if not rows:
+            raise HierarchyError(f"hierarchy for column {name!r} is empty")
+        width = len(rows[0])
+        for i, row in enumerate(rows):
             if len(row) != width:
                 raise HierarchyError(
-                    f"hierarchy for column {self.name!r} is ragged: row {i + 1} ({row[0]!r}) has "
+                    f"hierarchy for column {name!r} is ragged: row {i + 1} ({row[0]!r}) has "
                     f"{len(row)} levels, the first row has {width}"
                 )
-        self.index = {}
-        for i, row in enumerate(self.rows):
-            if row[0] in self.index:
-                raise HierarchyError(f"hierarchy for column {self.name!r} lists value {row[0]!r} twice")
-            self.index[row[0]] = i
-        self.labels, self.codes, self.leaves = [], [], []
-        for level in range(width):
-            lab: dict[str, int] = {}
-            codes = np.empty(len(self.rows), dtype=np.int64)
-            for i, row in enumerate(self.rows):
-                codes[i] = lab.setdefault(row[level], len(lab))
-            self.labels.append(list(lab))
-            self.codes.append(codes)
-            self.leaves.append(np.bincount(codes, minlength=len(lab)).astype(np.int64))
+        columns = [pa.array([row[level] for row in rows], pa.string()) for level in range(width)]
+        first = pc.dictionary_encode(columns[0], null_encoding="encode")
+        if len(first.dictionary) < len(rows):
+            seen: set[str] = set()
+            twice = next(row[0] for row in rows if row[0] in seen or seen.add(row[0]))
+            raise HierarchyError(f"hierarchy for column {name!r} lists value {twice!r} twice")
+        codes, labels = [], []
+        for column in columns:
+            enc = pc.dictionary_encode(column, null_encoding="encode")
+            codes.append(np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64))
+            labels.append(enc.dictionary)
+        self._encoded(name, codes, [len(lab) for lab in labels], labels)
+        self._rows = [list(row) for row in rows]
+
+    def _encoded(self, name: str, codes: list[np.ndarray], counts: list[int], labels: list[pa.Array | None]) -> None:
+        """Set the encoded views: ``codes`` and the number of labels per level, and the labels of the levels
+        where they are already rendered (None where :meth:`_render` renders them when read)."""
+        self.name = name
+        self.codes = codes
+        self.leaves = [np.bincount(c, minlength=m).astype(np.int64) for c, m in zip(codes, counts, strict=True)]
+        self._label_arrays = list(labels)
+        self._labels: list[list[str]] | None = None
+        self._rows: list[list[str]] | None = None
+        self._index: dict[str, int] | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {self.domain_size} values, {self.height} levels)"
 
     @property
     def height(self) -> int:
         """Number of levels (level 0 included)."""
-        return len(self.rows[0])
+        return len(self.codes)
 
     @property
     def domain_size(self) -> int:
-        return len(self.rows)
+        return len(self.codes[0])
 
-    def encode(self, values: Sequence[str]) -> np.ndarray:
+    def num_labels(self, level: int) -> int:
+        """How many distinct labels level ``level`` has (without rendering them)."""
+        return len(self.leaves[level])
+
+    def label_array(self, level: int) -> pa.Array:
+        """The labels of a level as an Arrow string array (rendered on first use)."""
+        arr = self._label_arrays[level]
+        if arr is None:
+            arr = self._label_arrays[level] = self._render(level)
+        return arr
+
+    def _render(self, level: int) -> pa.Array:
+        raise HierarchyError(f"hierarchy for column {self.name!r} has no labels for level {level}")
+
+    @property
+    def labels(self) -> list[list[str]]:
+        if self._labels is None:
+            self._labels = [self.label_array(level).to_pylist() for level in range(self.height)]
+        return self._labels
+
+    @property
+    def rows(self) -> list[list[str]]:
+        if self._rows is None:
+            cols = [self.label_array(lv).take(pa.array(self.codes[lv])).to_pylist() for lv in range(self.height)]
+            self._rows = [list(row) for row in zip(*cols, strict=True)]
+        return self._rows
+
+    @property
+    def values(self) -> pa.Array:
+        """The level-0 values, in row order."""
+        return self.label_array(0)
+
+    @property
+    def index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {v: i for i, v in enumerate(self.values.to_pylist())}
+        return self._index
+
+    def encode(self, values: Sequence[str] | pa.Array) -> np.ndarray:
         """Row indices of the given level-0 values; a clear error for a value the hierarchy lacks."""
-        out = np.empty(len(values), dtype=np.int64)
-        missing: list[str] = []
-        for i, v in enumerate(values):
-            j = self.index.get(v)
-            if j is None:
-                missing.append(v)
-                out[i] = -1
-            else:
-                out[i] = j
-        if missing:
+        arr = values if isinstance(values, pa.Array) else pa.array(list(values), pa.string())
+        if len(arr) == 0:
+            return np.zeros(0, dtype=np.int64)
+        pos = pc.index_in(arr, value_set=self.values)
+        if pos.null_count:
+            missing = arr.filter(pos.is_null()).to_pylist()
             shown = ", ".join(repr(m) for m in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise HierarchyError(f"column {self.name!r}: value(s) {shown}{more} missing from its hierarchy")
-        return out
+        return np.asarray(pos.to_numpy(zero_copy_only=False), dtype=np.int64)
 
     def is_functional(self) -> bool:
         """True when every label of level l has a single parent at level l+1 (a tree)."""
         for level in range(self.height - 1):
-            parent = np.full(len(self.labels[level]), -1, dtype=np.int64)
+            parent = np.full(self.num_labels(level), -1, dtype=np.int64)
             child, up = self.codes[level], self.codes[level + 1]
             parent[child] = up
             if not np.array_equal(parent[child], up):
@@ -479,7 +521,6 @@ def parse_set_label(value: str, name: str = "") -> list[str] | None:
     return elements
 
 
-@dataclass
 class SetHierarchy(Hierarchy):
     """A hierarchy over set values (canonical texts, see :func:`set_label`) built from an element hierarchy.
 
@@ -488,51 +529,99 @@ class SetHierarchy(Hierarchy):
     the histogram work unchanged); the top level is ``*`` for the whole set. Coarsening every element
     coarsens the tuple, so the hierarchy is a tree whenever ``element`` is, and the lattice search stays
     exact. A missing set stays missing below the top; an empty set stays empty.
+
+    Built column-wise from :class:`~biowarden.privacy.data.SetCodes`: at every level each set's element
+    codes are mapped to their labels' codes (in label text order, so a sorted set stays sorted when the
+    element hierarchy is monotone, and is re-sorted otherwise) and the sets are dictionary-encoded as byte
+    strings of those codes. Codes are numbered as for any hierarchy (first appearance down the rows, the
+    rows in the order of their level-0 texts); label texts are rendered only when read.
     """
 
-    element: Hierarchy | None = None
+    def __init__(
+        self, name: str, sets: SetCodes, element: Hierarchy, row_sets: np.ndarray, values: pa.Array
+    ) -> None:
+        """Row ``r`` (level-0 text ``values[r]``, distinct) is set ``row_sets[r]`` of ``sets``; ``element``
+        generalises the elements (``sets.elements``), its own top level replaced by the set's."""
+        self.element = element
+        self._sets = sets
+        self._row_sets = np.asarray(row_sets, dtype=np.int64)
+        rows = len(values)
+        codes: list[np.ndarray] = [np.arange(rows, dtype=np.int64)]
+        counts = [rows]
+        labels: list[pa.Array | None] = [values]
+        for level in range(1, element.height - 1):
+            keys = code_strings(
+                self._generalised(level), np.diff(sets.offsets), element.num_labels(level), sets.missing
+            )
+            enc = pc.dictionary_encode(keys.take(pa.array(self._row_sets)), null_encoding="encode")
+            codes.append(np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64))
+            counts.append(len(enc.dictionary))
+            labels.append(None)
+        codes.append(np.zeros(rows, dtype=np.int64))
+        counts.append(1)
+        labels.append(pa.array([TOP], pa.string()))
+        self._encoded(name, codes, counts, labels)
+
+    def _label_order(self, level: int) -> tuple[np.ndarray, list[str]]:
+        """(each element's level-``level`` label as its rank in label text order, the labels in that order)."""
+        texts = self.element.labels[level]
+        by_text = sorted(range(len(texts)), key=texts.__getitem__)
+        rank = np.empty(len(texts), dtype=np.int64)
+        rank[np.asarray(by_text, dtype=np.int64)] = np.arange(len(texts))
+        rows = self.element.encode(self._sets.elements)
+        return rank[self.element.codes[level][rows]], [texts[i] for i in by_text]
+
+    def _generalised(self, level: int) -> np.ndarray:
+        """Every distinct set's elements at ``level`` (label ranks, ascending within each set)."""
+        per_element, _ = self._label_order(level)
+        gen = per_element[self._sets.flat]
+        if len(per_element) > 1 and bool((per_element[1:] < per_element[:-1]).any()):
+            gen = sort_within(gen, np.diff(self._sets.offsets), len(per_element))
+        return gen
+
+    def _render(self, level: int) -> pa.Array:
+        """The canonical texts of a level's labels: each label's first set, its elements generalised."""
+        sets = self._sets
+        _, first = np.unique(self.codes[level], return_index=True)
+        chosen = self._row_sets[first]
+        starts, ends = sets.offsets[chosen], sets.offsets[chosen + 1]
+        lens = ends - starts
+        owner = run_owner(lens)
+        picked = starts[owner] + (np.arange(len(owner), dtype=np.int64) - (np.cumsum(lens) - lens)[owner])
+        _, texts = self._label_order(level)
+        gen = self._generalised(level)[picked] if len(picked) else np.zeros(0, dtype=np.int64)
+        label_sets = SetCodes(texts, gen, np.concatenate([[0], np.cumsum(lens)]), sets.missing[chosen], chosen)
+        return label_sets.texts()
+
+
+def _element_hierarchy(name: str, sets: SetCodes, element_spec: str, folder: str | Path | None) -> Hierarchy:
+    if parse_spec(element_spec)[0] == "set":
+        raise HierarchyError(f"hierarchy for {name!r}: a set's elements cannot themselves be sets")
+    if sets.elements:
+        return build_hierarchy(name, element_spec, sets.elements, folder)
+    return Hierarchy(name, [[NULL_VALUE, TOP]])  # no element anywhere: only the top level generalises
+
+
+def set_hierarchy(
+    name: str, sets: SetCodes, element_spec: str = DATE_SET_SPEC, folder: str | Path | None = None
+) -> SetHierarchy:
+    """The :class:`SetHierarchy` of an encoded set-valued column (its rows the column's distinct sets, in
+    the order of their canonical texts), elements generalised by ``element_spec`` (any spec but another
+    ``set:``)."""
+    element = _element_hierarchy(name, sets, element_spec, folder)
+    texts = sets.texts()
+    order = np.asarray(pc.sort_indices(texts).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return SetHierarchy(name, sets, element, order, texts.take(pa.array(order)))
 
 
 def build_set_hierarchy(
     name: str, values: Iterable[str], element_spec: str = DATE_SET_SPEC, folder: str | Path | None = None
 ) -> SetHierarchy:
-    """A :class:`SetHierarchy` covering the canonical set texts ``values``, elements generalised by
-    ``element_spec`` (any spec but another ``set:``)."""
+    """A :class:`SetHierarchy` covering the set texts ``values`` (canonical, see :func:`set_label`),
+    elements generalised by ``element_spec`` (any spec but another ``set:``)."""
     if parse_spec(element_spec)[0] == "set":
         raise HierarchyError(f"hierarchy for {name!r}: a set's elements cannot themselves be sets")
     distinct = sorted(set(values))
-    sets = [parse_set_label(v, name) for v in distinct]
-    elements = sorted({e for s in sets if s is not None for e in s})
-    if elements:
-        element = build_hierarchy(name, element_spec, elements, folder)
-    else:
-        element = Hierarchy(name, [[NULL_VALUE, TOP]])  # no element anywhere: only the top level generalises
-    index = element.index
-    levels = element.height - 1  # the element hierarchy's own top is replaced by the set's
-    # the non-empty sets' elements as one flat array of element codes, with each set's offsets
-    full = [i for i, x in enumerate(sets) if x]
-    sizes = np.fromiter((len(sets[i]) for i in full), dtype=np.int64, count=len(full))
-    offsets = np.zeros(len(full) + 1, dtype=np.int32)
-    np.cumsum(sizes, out=offsets[1:])
-    flat = np.fromiter((index[e] for i in full for e in sets[i]), dtype=np.int64, count=int(offsets[-1]))
-    owner = np.repeat(np.arange(len(full), dtype=np.int64), sizes)
-    # per level: each set's generalised elements sorted by their labels (the label's rank in sorted order),
-    # rendered as set_label would render them, for all sets at once
-    per_level: list[list[str]] = []
-    for lv in range(1, levels):
-        labels = element.labels[lv]
-        rank = np.empty(len(labels), dtype=np.int64)
-        rank[np.array(sorted(range(len(labels)), key=labels.__getitem__), dtype=np.int64)] = np.arange(len(labels))
-        gen = np.asarray(element.codes[lv], dtype=np.int64)[flat]
-        gen = gen[np.lexsort((rank[gen], owner))]
-        quoted = pa.array([json.dumps(x) for x in labels], pa.string()).take(pa.array(gen))
-        joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), quoted), ",")
-        per_level.append(pc.binary_join_element_wise("[", joined, "]", "").to_pylist())
-    generalised = dict(zip(full, zip(*per_level, strict=True), strict=True)) if per_level else {}
-    rows = []
-    for pos, v in enumerate(distinct):
-        if pos in generalised:
-            rows.append([v, *generalised[pos], TOP])
-        else:  # a missing or empty set stays as it is below the top
-            rows.append([v] * levels + [TOP])
-    return SetHierarchy(name, rows, element=element)
+    sets = set_codes(pa.array([parse_set_label(v, name) for v in distinct], pa.list_(pa.string())))
+    element = _element_hierarchy(name, sets, element_spec, folder)
+    return SetHierarchy(name, sets, element, sets.codes, pa.array(distinct, pa.string()))

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from biowarden.privacy.data import as_strings, is_set_valued
-from biowarden.privacy.hierarchy import DATE_SET_SPEC, SetHierarchy, build_set_hierarchy
+from biowarden.privacy.data import is_set_valued, set_codes
+from biowarden.privacy.hierarchy import DATE_SET_SPEC, SetHierarchy, set_hierarchy
 
 __all__ = ["DATE_SET_SPEC", "date_set_columns", "date_set_hierarchy", "is_date_set"]
 
@@ -34,6 +33,6 @@ def date_set_columns(schema: pa.Schema, columns: Sequence[str]) -> list[str]:
 
 
 def date_set_hierarchy(name: str, column: pa.ChunkedArray | pa.Array, spec: str = DATE_SET_SPEC) -> SetHierarchy:
-    """The set hierarchy of a list-of-dates column (day -> month -> quarter -> year -> ``*`` by default)."""
-    values = pc.unique(as_strings(column)).to_pylist()
-    return build_set_hierarchy(name, values, spec)
+    """The set hierarchy of a list-of-dates column (day -> month -> quarter -> year -> ``*`` by default),
+    built column-wise (see :class:`~biowarden.privacy.hierarchy.SetHierarchy`)."""
+    return set_hierarchy(name, set_codes(column), spec)
