@@ -198,9 +198,15 @@ def risk(
 def scan(
     cohort_size: int | None = typer.Option(None, "--cohort-size", help="default: the home's cohort"),
     no_enforce: bool = typer.Option(False, "--no-enforce", help="file alerts and incidents, suspend nobody"),
+    full: bool = typer.Option(
+        False, "--full", help="rebuild the detectors' state from the whole ledger instead of resuming it"
+    ),
     as_json: bool = JSON,
 ) -> None:
-    """Read the ledger's new exports and denials through the detectors; file alerts; act on the ladder."""
+    """Read the ledger's new exports and denials through the detectors; file alerts; act on the ladder.
+
+    A scan resumes from the detectors' state the last scan kept and reads only newer entries (the same
+    result as reading the whole ledger); ``--full`` rebuilds that state from the whole ledger."""
     if cohort_size is None:
         import pyarrow.parquet as pq
 
@@ -216,13 +222,15 @@ def scan(
         fail("--cohort-size must be positive")
     notifier = _notifier()
     with _service(notifier) as (_reg, svc):
-        out = svc.scan(cohort_size, enforce_actions=not no_enforce)
+        out = svc.scan(cohort_size, enforce_actions=not no_enforce, full=full)
     if as_json:
         emit_json(out.to_dict())
         return
+    if out.rebuilt is not None:
+        console.print(f"rebuilt the detectors' state from {out.learned:,} earlier activities ({out.rebuilt})")
     console.print(
-        f"scanned the ledger to entry {out.cursor}: {out.activities:,} activities, {out.alerts} new alert(s), "
-        f"{out.incidents} incident(s) acted on"
+        f"scanned the ledger to entry {out.cursor}: {out.entries:,} new entries, {out.activities:,} activities, "
+        f"{out.alerts} new alert(s), {out.incidents} incident(s) acted on"
     )
     for a in out.actions:
         console.print(f"  incident {a['incident']}: {a['kind']} {a['scope']} {a['target']}")

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from biowarden.monitor import snapshot
 from biowarden.monitor.activity import DENIED_KINDS, EXPORT_KIND
 from biowarden.monitor.detectors import Monitor, MonitorConfig
 from biowarden.monitor.incidents import (
@@ -135,14 +136,16 @@ class ReviewResult:
 
 @dataclass
 class ScanResult:
-    entries: int
-    activities: int
+    entries: int  # ledger entries past the cursor, read this time
+    activities: int  # activities (exports, denied requests) among them
     alerts: int
     incidents: int
     actions: list[dict[str, Any]]
-    cursor: int
+    cursor: int  # the ledger index read to
     notified: int = 0  # notifications the sender accepted
     notify_failed: list[str] = field(default_factory=list)  # why the others were not sent (no secrets)
+    learned: int = 0  # activities before the cursor re-read to rebuild the detectors' state (0: resumed)
+    rebuilt: str | None = None  # why the state was rebuilt from the ledger (None: resumed from the snapshot)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -382,43 +385,76 @@ class MonitorService:
 
     # ------------------------------------------------------------------ scanning the ledger
 
-    def scan(self, cohort_size: int, *, enforce_actions: bool = True) -> ScanResult:
-        """Read the ledger through the detectors and file what is new.
+    def scan(self, cohort_size: int, *, enforce_actions: bool = True, full: bool = False) -> ScanResult:
+        """Read the ledger's new entries through the detectors and file what is new.
 
-        The detectors learn from the whole ledger each time (their state is a function of it), but only
-        activities past the stored cursor file alerts, so a scan never files the same alert twice.
-        Automatic actions are enforced as the monitor (the home's operator, actor ``system:monitor``)."""
+        The detectors' state is a function of the whole ledger. A scan resumes from the state the last scan
+        kept (``monitor.snapshot``, stored with the ledger index it reflects) and reads only the entries
+        after that index; when there is no usable snapshot (none yet, other detector code or configuration,
+        a MAC that does not verify) or with ``full``, it rebuilds the state by reading the ledger up to the
+        stored cursor without filing anything. Either way only activities past the cursor file alerts, so
+        a scan never files the same alert twice, and the result is the same. Automatic actions are
+        enforced as the monitor (the home's operator, actor ``system:monitor``)."""
         ledger = self.registry.audit.ledger
+        config = self.config or MonitorConfig(cohort_size=cohort_size)
+        print_ = snapshot.fingerprint(config)
+        key = self.registry.audit.keyring.key(snapshot.PURPOSE)
         notifier = GuardedNotifier(self.notifier or LogNotifier())  # a failed e-mail never stops the ladder
+        monitor: Monitor | None = None
+        why_rebuilt = "--full" if full else "no snapshot yet"
         with self.db.session() as s:
             cursor = int(self.store.get_state(s, CURSOR) or 0)
             book = self.store.load_book(s, self.ladder, notifier)
+            kept = None if full else self.store.snapshot(s)
+            if kept is not None:
+                if int(kept.ledger_index) != cursor:
+                    why_rebuilt = f"the snapshot is of entry {kept.ledger_index}, the cursor at {cursor}"
+                else:
+                    try:
+                        monitor = snapshot.load(kept.state, key, cursor, kept.fingerprint, kept.mac, config)
+                    except snapshot.SnapshotError as exc:
+                        why_rebuilt = str(exc)
         size = ledger.size()
-        monitor = Monitor(self.config or MonitorConfig(cohort_size=cohort_size))
         kinds = {EXPORT_KIND, *DENIED_KINDS}
-        learned = (e for e in ledger.entries(0, min(cursor, size)) if e.kind in kinds)
-        # learning only (these were filed by an earlier scan): observed, nothing filed
-        warm = replay_batch(learned, monitor, None, precheck=False).activities
+        learned = 0
+        resumed = monitor is not None
+        if monitor is None:
+            monitor = Monitor(config)
+            # learning only (these were filed by an earlier scan): observed, nothing filed
+            learned = replay_batch(
+                (e for e in ledger.entries(0, min(cursor, size)) if e.kind in kinds), monitor, None, precheck=False
+            ).activities
         fresh = replay_batch(
             (e for e in ledger.entries(cursor, size) if e.kind in kinds), monitor, book, precheck=False
         )
         enforcement = Enforcement()
         if enforce_actions:
             enforcement = enforce(self.registry, book, fresh.actions, self.store)
+        try:
+            state: bytes | None = snapshot.dump(monitor)
+        except snapshot.SnapshotError:
+            state = None
         with self.db.session() as s:
             self.store.save(s, book.drain())
             self.store.set_state(s, CURSOR, str(size))
+            if state is None:
+                self.store.clear_snapshot(s)
+            else:
+                tag = snapshot.mac(key, size, print_, state)
+                self.store.set_snapshot(s, size, print_, state, tag, datetime.now(UTC))
         acts = [{"kind": a.kind, "scope": a.scope, "target": a.target, "incident": a.incident} for a in fresh.actions]
         for row in acts:
-            key = (row["scope"], row["target"])
-            row["carried_out"] = key in enforcement.suspended or key in enforcement.reinstated
+            key_ = (row["scope"], row["target"])
+            row["carried_out"] = key_ in enforcement.suspended or key_ in enforcement.reinstated
         return ScanResult(
-            size,
-            warm + fresh.activities,
-            len(fresh.alerts),
-            len({a.incident for a in fresh.actions}),
-            acts,
-            size,
-            notifier.sent,
-            notifier.failed,
+            entries=size - cursor,
+            activities=fresh.activities,
+            alerts=len(fresh.alerts),
+            incidents=len({a.incident for a in fresh.actions}),
+            actions=acts,
+            cursor=size,
+            notified=notifier.sent,
+            notify_failed=notifier.failed,
+            learned=learned,
+            rebuilt=None if resumed else why_rebuilt,
         )

@@ -35,6 +35,7 @@ class Audit:
     def __init__(self, db: Database, keyring) -> None:
         from biowarden.store.ledger_store import LedgerStore
 
+        self.keyring = keyring  # services that MAC their own state (the monitor's snapshot) derive keys from it
         self.ledger = LedgerStore(db, keyring)
 
     def record(

@@ -30,6 +30,7 @@ from biowarden.store.monitor_tables import (
     MonitorIncidentRow,
     MonitorReviewRow,
     MonitorRiskRow,
+    MonitorSnapshotRow,
     MonitorStateRow,
 )
 
@@ -328,3 +329,22 @@ class MonitorStore:
         else:
             row.value = value
         s.flush()
+
+    # ------------------------------------------------------------------ the detectors' snapshot
+
+    def snapshot(self, s: Session) -> MonitorSnapshotRow | None:
+        """The latest snapshot of the detectors' state, if any."""
+        return s.scalar(select(MonitorSnapshotRow).order_by(MonitorSnapshotRow.id.desc()).limit(1))
+
+    def set_snapshot(
+        self, s: Session, ledger_index: int, fingerprint: str, state: bytes, mac: str, at: datetime
+    ) -> None:
+        """Keep this snapshot in place of any earlier one."""
+        s.execute(delete(MonitorSnapshotRow))
+        s.add(
+            MonitorSnapshotRow(ledger_index=ledger_index, fingerprint=fingerprint, state=state, mac=mac, created_at=at)
+        )
+        s.flush()
+
+    def clear_snapshot(self, s: Session) -> None:
+        s.execute(delete(MonitorSnapshotRow))

@@ -1,5 +1,6 @@
 """Tables of the monitor: incidents, the alerts filed in them, custodian reviews, actors' risk history,
-the scopes the monitor holds suspended, and the monitor's own state (e.g. how far it has read the ledger).
+the scopes the monitor holds suspended, the monitor's own state (e.g. how far it has read the ledger) and the
+detectors' state at that point (so that the next scan reads only newer entries).
 
 Incident ids are the incident book's own (1, 2, 3...), so a book restored from these rows climbs the same
 ladder it would have climbed without a restart.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from biowarden.store.base import Base
@@ -81,3 +82,16 @@ class MonitorStateRow(Base):
     __tablename__ = "monitor_state"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class MonitorSnapshotRow(Base):
+    """The detectors' state after reading the ledger up to ``ledger_index`` (``biowarden.monitor.snapshot``:
+    MAC'd under a key from the master key, fingerprinted by the detectors' code and configuration)."""
+
+    __tablename__ = "monitor_snapshots"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ledger_index: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    mac: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,106 @@
+"""The detectors' state as bytes, so that a scan of the ledger resumes where the last one stopped.
+
+A scan keeps, beside the ledger index it has read to, the ``Monitor`` it had then (every actor's history
+window, hour profile, networks, application coverage bitmaps, the coordinated-pull windows...). The next
+scan loads it and reads only the entries after that index; the detectors' state after an ordinary scan is
+then exactly the state a full replay of the ledger would build (the tests check this), so the same alerts
+are filed either way.
+
+The bytes are trusted only when
+- their HMAC-SHA256, under a key derived from the custodian's master key (purpose ``monitor/snapshot``),
+  verifies: a row edited in the store is refused, not run;
+- their fingerprint matches: the format, the detectors' code (the source of ``monitor.detectors`` and
+  ``monitor.activity``, whose classes the state is made of) and the detectors' configuration (the cohort
+  size among it). State written by other code or another configuration is not reused: the scan rebuilds
+  it from the ledger.
+Unpickling is further restricted to the classes the state is made of (defence in depth behind the MAC).
+Anything refused means a rebuild from the ledger, never a wrong state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import pickle
+import zlib
+from pathlib import Path
+
+from biowarden.monitor import activity, detectors
+from biowarden.monitor.detectors import Monitor, MonitorConfig
+
+FORMAT = b"biowarden.monitor.snapshot/1"
+PURPOSE = "monitor/snapshot"
+
+_ALLOWED = {
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "list"),
+    ("builtins", "dict"),
+    ("builtins", "tuple"),
+    ("builtins", "bytearray"),
+    ("collections", "deque"),
+    ("collections", "defaultdict"),
+    ("collections", "OrderedDict"),
+    ("copyreg", "_reconstructor"),
+    ("copyreg", "__newobj__"),
+    ("builtins", "object"),
+    ("datetime", "datetime"),
+    ("datetime", "timedelta"),
+    ("datetime", "timezone"),
+    ("datetime", "date"),
+    ("pyroaring", "BitMap"),
+}
+
+
+class SnapshotError(ValueError):
+    """The bytes are not a snapshot this code may load (bad MAC, other code or configuration, corrupt)."""
+
+
+def fingerprint(config: MonitorConfig) -> str:
+    """What the state depends on: the format, the detectors' code and their configuration."""
+    h = hashlib.sha256(FORMAT)
+    for module in (detectors, activity):
+        h.update(Path(module.__file__ or "").read_bytes())
+    h.update(repr(config).encode())
+    return h.hexdigest()
+
+
+def mac(key: bytes, index: int, print_: str, blob: bytes) -> str:
+    msg = b"%d\0%s\0" % (index, print_.encode()) + blob
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def dump(monitor: Monitor) -> bytes:
+    """The monitor's state (compressed pickle). Raises ``SnapshotError`` when it holds something that is
+    not plain state (the scan then keeps no snapshot and rebuilds next time)."""
+    try:
+        raw = pickle.dumps(monitor, protocol=4)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise SnapshotError(f"the detectors' state cannot be kept: {exc}") from None
+    return zlib.compress(raw, 1)
+
+
+class _Restricted(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED or module in (detectors.__name__, activity.__name__):
+            return super().find_class(module, name)
+        raise SnapshotError(f"a snapshot may not hold {module}.{name}")
+
+
+def load(blob: bytes, key: bytes, index: int, print_: str, tag: str, config: MonitorConfig) -> Monitor:
+    """The monitor kept at ``index``; ``SnapshotError`` if the MAC fails, the fingerprint is not this code's
+    and configuration's, or the bytes do not hold a monitor."""
+    if print_ != fingerprint(config):
+        raise SnapshotError("the snapshot was made by other detector code or configuration")
+    if not hmac.compare_digest(tag, mac(key, index, print_, blob)):
+        raise SnapshotError("the snapshot's MAC does not verify")
+    try:
+        monitor = _Restricted(io.BytesIO(zlib.decompress(blob))).load()
+    except SnapshotError:
+        raise
+    except Exception as exc:  # corrupt bytes of any kind: refused, the scan rebuilds
+        raise SnapshotError(f"the snapshot cannot be read: {exc.__class__.__name__}") from None
+    if not isinstance(monitor, Monitor) or monitor.config != config:
+        raise SnapshotError("the snapshot does not hold the detectors' state for this configuration")
+    return monitor
