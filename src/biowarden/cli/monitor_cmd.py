@@ -1,4 +1,4 @@
-"""``biowarden monitor alerts|incidents|incident|review|risk|scan``: the monitor's records and custodian review.
+"""``biowarden monitor alerts|incidents|incident|review|risk|rank|scan|notify-test``: records and review.
 
 Every command is a policy decision through the registry (ledgered, allow or deny): reading needs a staff
 role, a review needs a custodian admin or an access-committee member. The CLI acts as the home's local
@@ -68,7 +68,7 @@ def _since(value: str | None) -> datetime | None:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
-        fail(f"--since {value!r} is not an ISO date or time (e.g. 2026-04-01 or 2026-04-01T09:00)")
+        fail(f"{value!r} is not an ISO date or time (e.g. 2026-04-01 or 2026-04-01T09:00)")
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
@@ -192,6 +192,40 @@ def risk(
     console.print(f"[bold]{scope} {target}[/]: risk now {out['risk_now']:.3f} (half-life {out['half_life_hours']:g} h)")
     _table(out["history"], ["at", "risk", "detector", "incident"], "risk history")
     _table(out["incidents"], ["id", "opened_at", "alerts", "action", "status"], "incidents")
+
+
+@monitor_app.command("rank")
+def rank(
+    scope: str = typer.Option("researcher", "--scope", help="researcher, application or institution"),
+    days: int = typer.Option(30, "--days", help="the window: the last DAYS days of activity"),
+    limit: int = typer.Option(20, "--limit", help="at most this many actors, most unusual first"),
+    cohort_size: int | None = typer.Option(None, "--cohort-size", help="default: the home's cohort"),
+    until: str | None = typer.Option(None, "--until", help="the window's end (ISO; default: now)"),
+    as_user: str | None = AS_USER,
+    as_json: bool = JSON,
+) -> None:
+    """Actors ranked by how unlike the others their recent activity is (robust multivariate outlyingness of
+    their signals): a list for review. It files no alert and never suspends anyone."""
+    end = _since(until) if until is not None else None
+    with _service() as (reg, svc):
+        out = svc.ranking(_who(reg, as_user), scope=scope, days=days, limit=limit, cohort_size=cohort_size, until=end)
+    if as_json:
+        emit_json(out)
+        return
+    console.print(
+        f"{out['actors']:,} {scope}s with {out['activities']:,} activities from {out['since'][:16]} to "
+        f"{out['until'][:16]}; most unusual first (for review: the ranking acts on no one)"
+    )
+    rows = [
+        {
+            "rank": r["rank"],
+            scope: r["target"],
+            "score": f"{r['score']:.1f}",
+            "why": "; ".join(f"{w['signal']} {w['value']:.3g} (z {w['z']:+.1f})" for w in r["why"]),
+        }
+        for r in out["ranking"]
+    ]
+    _table(rows, ["rank", scope, "score", "why"], f"{scope}s by outlyingness")
 
 
 @monitor_app.command("scan")

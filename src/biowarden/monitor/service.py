@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from biowarden.monitor import snapshot
-from biowarden.monitor.activity import DENIED_KINDS, EXPORT_KIND
+from biowarden.monitor import ranker, snapshot
+from biowarden.monitor.activity import DENIED_KINDS, EXPORT_KIND, from_entries
 from biowarden.monitor.detectors import Monitor, MonitorConfig
 from biowarden.monitor.incidents import (
     DISABLE,
@@ -56,6 +56,34 @@ REVIEW_ACTION = "monitor.review"
 SCOPES = ("researcher", "application", "institution")
 SEVERITIES = ("info", "warn", "critical")
 STATUSES = ("open", "confirmed", "false_positive")
+
+
+def _first_index_at(ledger, at: datetime) -> int:
+    """The first ledger index whose entry is at or after ``at`` (entries are appended in time order), found by
+    bisection: a few reads of one entry, not a scan."""
+    lo, hi = 0, ledger.size()
+    while lo < hi:
+        mid = (lo + hi) // 2
+        entry = next(ledger.entries(mid, mid + 1))
+        if entry.at < at:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _home_cohort_size() -> int:
+    """The number of participants in the home's cohort (the ranking's coverage is a share of it)."""
+    import pyarrow.parquet as pq
+
+    from biowarden.cohort import CohortError
+    from biowarden.cohort.store import load_cohort
+
+    try:
+        parquet, _ = load_cohort()
+    except CohortError as exc:
+        raise Invalid(f"{exc} (or give the cohort size)") from None
+    return int(pq.ParquetFile(parquet).metadata.num_rows)
 
 
 @dataclass
@@ -268,6 +296,48 @@ class MonitorService:
             }
 
         return self._read(identity, f"risk:{scope}:{target}", apply)
+
+    # ------------------------------------------------------------------ ranking for review
+
+    def ranking(
+        self,
+        identity: Identity,
+        *,
+        scope: str = "researcher",
+        days: int = 30,
+        limit: int = 20,
+        cohort_size: int | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Actors ranked by how unlike the others their activity over the ``days`` before ``until`` (default:
+        now) is (``monitor.ranker``): a list for custodian review, read as ``monitor.read``. It files nothing
+        and never suspends anyone."""
+        self._choice(scope, SCOPES, "scope")
+        limit = self._limit(limit)
+        if not 1 <= int(days) <= 366:
+            raise Invalid("days must be between 1 and 366")
+        if cohort_size is not None and cohort_size < 1:
+            raise Invalid("the cohort size must be positive")
+        now = self._read(identity, f"ranking:{scope}", lambda _s, now: now)  # decided and ledgered first
+        if until is not None:
+            now = until if until.tzinfo else until.replace(tzinfo=UTC)
+        size = cohort_size or _home_cohort_size()
+        ledger = self.registry.audit.ledger
+        start = ranker.window_start(now, int(days))
+        first = _first_index_at(ledger, start)
+        kinds = {EXPORT_KIND, *DENIED_KINDS}
+        entries = (e for e in ledger.entries(first) if e.kind in kinds and start <= e.at <= now)
+        acts = [a for a in from_entries(entries) if a is not None]
+        ranked = ranker.rank(acts, scope, size, limit=limit)
+        return {
+            "scope": scope,
+            "since": start.isoformat(),
+            "until": now.isoformat(),
+            "activities": len(acts),
+            "actors": len({getattr(a, scope) for a in acts}),
+            "signals": list(ranker.SIGNALS),
+            "ranking": [r.to_dict() for r in ranked],
+        }
 
     # ------------------------------------------------------------------ review
 

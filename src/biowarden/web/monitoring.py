@@ -106,6 +106,31 @@ class RiskOut(BaseModel):
     incidents: list[IncidentOut]
 
 
+class WhyOut(BaseModel):
+    signal: str
+    value: float
+    z: float
+
+
+class RankedOut(BaseModel):
+    scope: str
+    target: str
+    rank: int
+    score: float
+    signals: dict[str, float]
+    why: list[WhyOut]
+
+
+class RankingOut(BaseModel):
+    scope: str
+    since: datetime
+    until: datetime
+    activities: int
+    actors: int
+    signals: list[str]
+    ranking: list[RankedOut]
+
+
 def monitoring_router(reg: Registry, errors: dict) -> APIRouter:
     """The ``/monitor`` routes over ``reg`` (the app's registry)."""
     from biowarden.web.app import bearer_identity
@@ -156,6 +181,21 @@ def monitoring_router(reg: Registry, errors: dict) -> APIRouter:
         return svc.review(
             who, body.incident, body.outcome, escalate=body.escalate, target=body.target, note=body.note
         ).to_dict()
+
+    @router.get("/ranking", response_model=RankingOut)
+    def ranking(
+        who: Who,
+        scope: Scope = "researcher",
+        days: Annotated[int, Query(ge=1, le=366)] = 30,
+        limit: Limit = 20,
+        cohort_size: Annotated[int | None, Query(ge=1)] = None,
+        until: datetime | None = None,
+    ) -> dict:
+        """Actors ranked by the robust multivariate outlyingness of their activity over the ``days`` before
+        ``until`` (default: now), most
+        unusual first, with the signals furthest from the population (staff roles). For review only: the
+        ranking files no alert and never suspends anyone."""
+        return svc.ranking(who, scope=scope, days=days, limit=limit, cohort_size=cohort_size, until=until)
 
     @router.get("/risk/researchers/{email}", response_model=RiskOut)
     def researcher_risk(who: Who, email: str) -> dict:
