@@ -9,7 +9,14 @@ import pytest
 from pyroaring import BitMap
 
 from biowarden.ledger.canonical import canonical_text
-from biowarden.monitor.activity import DENIED_KIND, EXPORT_KIND, Activity
+from biowarden.monitor.activity import (
+    DENIED_KIND,
+    EXPORT_KIND,
+    Activity,
+    decode_participants,
+    export_fields,
+    from_text,
+)
 from biowarden.monitor.detectors import Monitor, MonitorConfig
 from biowarden.monitor.incidents import IncidentBook
 from biowarden.monitor.replay import replay, replay_batch, replay_checked
@@ -202,3 +209,61 @@ def test_batch_replay_without_precheck_equals_replay(seed):
     learned = replay_batch(entries, m3, None, precheck=False)
     assert learned.alerts == seq.alerts and learned.actions == [] and _state(m3) == _state(m1)
     assert len({a.detector for a in seq.alerts}) >= 5 and bat.settled > 0
+
+
+def _fields_of(act: Activity | None) -> tuple | None:
+    if act is None:
+        return None
+    return (
+        act.at,
+        act.researcher,
+        act.application,
+        act.institution,
+        act.rows,
+        act.fields,
+        act.network,
+        act.client,
+        act.app_expires,
+        act.encoded,
+    )
+
+
+@pytest.mark.parametrize("expires", [True, False])
+@pytest.mark.parametrize("release", [True, False])
+def test_export_fields_reads_the_platform_layouts_as_from_text(expires, release):
+    eids = np.array([3, 17, 40_000, 70_001], dtype=np.uint32)
+    act = Activity(
+        at=T0,
+        researcher="ann@x.ac.uk",
+        application="A-7",
+        institution="Institute 007",
+        rows=4,
+        fields=12,
+        participants=BitMap(eids),
+        network="10.0.0.0/24",
+        client="rstudio",
+        app_expires=T0 + timedelta(days=30) if expires else None,
+    )
+    extra = {"release_id": "R-1"} if release else {}
+    text = canonical_text({**act.payload(), **extra})
+    got = export_fields(T0, text)
+    assert got is not None and got == _fields_of(from_text(EXPORT_KIND, T0, text))
+    assert decode_participants(got[9]) == BitMap(eids)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: {**p, "note": 'a "quoted" word'},  # an escape: the split would misread it
+        lambda p: {**p, "extra": "member"},  # an unknown member
+        lambda p: {k: v for k, v in p.items() if k != "participants"},  # no participants
+        lambda p: {**p, "rows": -4},  # a negative count
+        lambda p: {**p, "rows": "4"},  # a count as a string
+        lambda p: {**p, "fields": 1.5},  # not an integer
+        lambda p: {**p, "researcher": 7},  # not a string
+    ],
+)
+def test_export_fields_refuses_any_other_layout(change):
+    act = Activity(T0, "ann@x.ac.uk", "A-7", "I-1", rows=4, fields=12, participants=BitMap([1, 2, 3, 4]))
+    text = canonical_text(change(act.payload()))
+    assert export_fields(T0, text) is None

@@ -197,6 +197,69 @@ def _export_from_match(at: datetime, m: re.Match, encoded: str) -> Activity:
     )
 
 
+# An export's fields as the replay's fast path reads them (``Monitor.settle_exports``): at, researcher,
+# application, institution, rows, fields, network, client, app_expires, participants still encoded.
+ExportFields = tuple[datetime, str, str, str, int, int, str, str, datetime | None, str]
+
+_EXPORT_KEYS = ("application", "client", "fields", "institution", "network", "participants", "researcher", "rows")
+
+
+def _count(token: str, end: str) -> bool:
+    """``token`` is ``:<digits><end>``: a non-negative count between a key and the next member or the end."""
+    digits = token[1:-1]
+    return token[:1] == ":" and token[-1:] == end and digits.isascii() and digits.isdigit()
+
+
+def export_fields(at: datetime, text: str) -> ExportFields | None:
+    """An export's fields from its ledger text when it has the layout the platform writes (``Activity.payload``
+    with its participants, with or without ``app_expires`` and ``release_id``; strings without escapes,
+    non-negative counts): the same values as ``from_text``, by one ``str.split`` on the quotes instead of a
+    parse. None for anything else (the caller then reads the text with ``from_entries``).
+
+    Without a backslash a JSON text's quotes are exactly its strings' delimiters, so splitting on them
+    alternates structure and string contents:
+
+        {|app_expires|:|2028-..|,|application|:|A-0001|,|client|:|rstudio|,|fields|:12,|institution|:|...
+        ...|,|participants|:|<base64>|,|release_id|:|R-..|,|researcher|:|r1@..|,|rows|:5}
+
+    The layout is checked token by token (keys, separators, the two counts), so a text either gives exactly
+    its members or is refused."""
+    if "\\" in text:
+        return None
+    t = text.split('"')
+    o = 4 if t[1:2] == ["app_expires"] else 0  # the optional leading member
+    p = 4 if t[o + 23 : o + 24] == ["release_id"] else 0  # the optional member after the participants
+    if len(t) != 29 + o + p:
+        return None
+    fields, rows = t[o + 10], t[o + p + 28]
+    if not (
+        t[0] == "{"
+        and (o == 0 or (t[2] == ":" and t[4] == ","))
+        and (p == 0 or (t[o + 24] == ":" and t[o + 26] == ","))
+        and (t[o + 1], t[o + 5], t[o + 9], t[o + 11], t[o + 15], t[o + 19], t[o + p + 23], t[o + p + 27])
+        == _EXPORT_KEYS
+        and t[o + 2 : o + 9 : 2] == [":", ",", ":", ","]
+        and t[o + 12 : o + 23 : 2] == [":", ",", ":", ",", ":", ","]
+        and t[o + p + 24] == ":"
+        and t[o + p + 26] == ","
+        and _count(fields, ",")
+        and _count(rows, "}")
+    ):
+        return None
+    return (
+        at,
+        t[o + p + 25],  # researcher
+        t[o + 3],  # application
+        t[o + 13],  # institution
+        int(rows[1:-1]),
+        int(fields[1:-1]),
+        t[o + 17],  # network
+        t[o + 7],  # client
+        _expiry(t[3]) if o and t[3] else None,
+        t[o + 21],  # participants, encoded
+    )
+
+
 def from_entries(entries: Iterable[Any], batch: int = 2000) -> Iterator[Activity | None]:
     """``from_text`` over stored ledger entries (``kind``, ``at``, ``decision``, ``payload_json``), one result
     per entry in order. An export's participants are cut out of its text first; the rest, when it has the

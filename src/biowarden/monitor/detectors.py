@@ -22,12 +22,13 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pyroaring import BitMap
 
-from biowarden.monitor.activity import Activity, decode_participants
+from biowarden.monitor.activity import Activity, ExportFields, decode_participants
 
 INFO, WARN, CRITICAL = "info", "warn", "critical"
 
@@ -297,117 +298,129 @@ class Monitor:
         return alerts
 
     # -- the replay's fast path ------------------------------------------------------------------------
-    def quiet_export(
-        self,
-        at: datetime,
-        researcher: str,
-        application: str,
-        institution: str,
-        rows: int,
-        fields: int,
-        network: str,
-        client: str,
-        app_expires: datetime | None,
-        encoded: str,
-    ) -> bool | BitMap | None:
-        """``precheck`` (without an exception) then ``observe`` of an export whose participants are still
-        encoded, for the common case where neither can raise an alert, without building the activity.
+    def settle_exports(self, exports: Sequence[ExportFields], start: int = 0) -> tuple[int, BitMap | None]:
+        """``precheck`` (without an exception) then ``observe`` of ``exports[start:]`` (``export_fields`` of
+        ledger texts, participants still encoded), in order, for as long as it can prove that neither raises
+        anything: the replay's fast path, one loop over a chunk without building activities.
 
-        Returns True when it proved that no check raises anything: the state is then exactly as after
-        ``precheck`` and ``observe``. Otherwise it returns None, or the participants when it decoded them,
-        having changed nothing those two calls would not change the same way (creating the actor's records,
-        an application's first institution, dropping requests older than the burst window): the caller
-        then runs ``precheck`` and ``observe`` on the activity (with those participants). Every test here
-        is the detector's own test or a weaker one (an hour at night, any new network or client, an export
-        whose size could reach the z bar, new participants), so what it lets through is exactly what the
-        detectors would let through."""
+        Returns ``(stop, decoded)``. ``exports[start:stop]`` are settled: the state is exactly as after
+        ``precheck`` and ``observe`` of each. ``exports[stop]`` (when ``stop < len(exports)``) might raise
+        something: for it nothing changed that those two calls would not change the same way (creating the
+        actor's records, an application's first institution, dropping requests older than the burst window);
+        ``decoded`` is its participants if they were decoded (else None); the caller runs ``precheck`` and
+        ``observe`` on it, then calls again from ``stop + 1``.
+
+        Every test below is the detector's own or a weaker one (an hour at night, any new network or client,
+        an export whose size could reach the z bar, participants new to the application), so what passes is
+        exactly what the detectors let pass. The robust z-score needs only its window's median here (the early
+        exit of ``_size``: z cannot reach the bar whatever the MAD), and the participants are decoded only when
+        the application has not exported the same text recently (``SEEN_TEXTS``)."""
         c = self.config
-        if c.burst_window < _ZERO:  # the in-place trimming below assumes a window of no negative length
-            return None
-        share = rows / c.cohort_size
-        if share >= c.bulk_share:
-            return None
-        if app_expires is not None:
-            if at >= app_expires:
-                return None
-            if _ZERO <= app_expires - at <= c.near_expiry and share >= c.bulk_share / 4:
-                return None
-        # the size z-score: only the early exit of ``_size`` (z cannot reach the warning bar) is taken here
-        r = self.researchers[researcher]
-        app = self.applications[application]
-        x = math.log1p(rows * fields)
-        if len(r.log_cells.values) >= c.min_history:
-            order = r.log_cells.order
-        elif len(app.log_cells.values) >= c.min_history:
-            order = app.log_cells.order
-        else:
-            return None
-        if not (c.mad_floor > 0 < c.z_warn and (x - _median(order)) / c.mad_floor < c.z_warn):
-            return None
-        # context
-        if r.n_hours >= c.min_history:
-            if at.hour in c.night_hours:
-                return None
-            if network and r.networks and network not in r.networks:
-                return None
-            if client and r.clients and client not in r.clients:
-                return None
-        if r.last_at is not None and at - r.last_at >= c.dormant:
-            return None
-        recent, window = r.recent, c.burst_window
-        while recent and at - recent[0] > window:  # what ``_context`` drops after appending ``at``
-            recent.popleft()
-        if len(recent) + 1 == c.burst_count:
-            return None
-        # coverage: only exports with nothing new to a one-institution application stay on this path
-        decoded: BitMap | None = None
-        if encoded:
-            if not app.institution:
-                app.institution = institution
-            elif app.institution != institution:
-                app.one_institution = False
-            if not (app.one_institution and encoded in app.seen):
-                decoded = decode_participants(encoded)
-                if not app.one_institution or len(decoded) != decoded.intersection_cardinality(app.coverage):
-                    return decoded
-            ewma, exports = app.ewma, app.exports
-            if exports >= 1:  # ``_grew`` with a fraction of 0.0 new
-                ewma = 0.0 if ewma is None else c.ewma_lambda * 0.0 + (1 - c.ewma_lambda) * ewma
-            exports += 1
-            if (
-                ewma is not None
-                and ewma >= c.ewma_alarm
-                and exports >= c.ewma_min_exports
-                and len(app.coverage) / c.cohort_size >= c.ewma_min_share
-            ):
-                return decoded
-            app.ewma, app.exports = ewma, exports
-            inst = self._pulling.get(institution)
-            if inst is not None:
-                self._expire(institution, inst, at)
-            if decoded is not None:
-                app.seen.append(encoded)
-                if len(app.seen) > SEEN_TEXTS:
-                    del app.seen[0]
-        # ``_learn``
-        recent.append(at)
-        r.log_cells.append(x)
-        app.log_cells.append(x)
+        n = len(exports)
+        if c.burst_window < _ZERO or not c.mad_floor > 0 < c.z_warn:
+            return start, None  # the in-place trimming and the early exit below assume these
+        cohort, bulk_share, near_expiry, min_history = c.cohort_size, c.bulk_share, c.near_expiry, c.min_history
+        mad_floor, z_warn, night, dormant = c.mad_floor, c.z_warn, c.night_hours, c.dormant
+        burst_window, burst_count = c.burst_window, c.burst_count
+        ewma_lambda, ewma_alarm, ewma_min_exports, ewma_min_share = (
+            c.ewma_lambda,
+            c.ewma_alarm,
+            c.ewma_min_exports,
+            c.ewma_min_share,
+        )
+        researchers, applications, pulling = self.researchers, self.applications, self._pulling
         peers = self._peer_log_cells
-        peers.append(x)
-        if len(peers) > 4000:
-            del peers[:2000]
-        self._peer_seen += 1
-        if self._peer_seen % 500 == 0:
-            self._peer_stats = None
-        r.hours[at.hour] += 1
-        r.n_hours += 1
-        if network:
-            r.networks.add(network)
-        if client:
-            r.clients.add(client)
-        r.last_at = at
-        return True
+        log1p = math.log1p
+        i = start
+        decoded: BitMap | None = None
+        while i < n:
+            at, researcher, application, institution, rows, fields, network, client, app_expires, encoded = exports[i]
+            # 1. hard rules
+            share = rows / cohort
+            if share >= bulk_share:
+                break
+            if app_expires is not None:
+                if at >= app_expires:
+                    break
+                if _ZERO <= app_expires - at <= near_expiry and share >= bulk_share / 4:  # ``pull_near_expiry``
+                    break
+            # 2. the size z-score: only the early exit of ``_size`` (z cannot reach the warning bar) is taken
+            r = researchers[researcher]
+            app = applications[application]
+            x = log1p(rows * fields)
+            if len(r.log_cells.values) >= min_history:
+                order = r.log_cells.order
+            elif len(app.log_cells.values) >= min_history:
+                order = app.log_cells.order
+            else:
+                break  # platform peers: left to ``_size``
+            if not (x - _median(order)) / mad_floor < z_warn:
+                break
+            # 5. context
+            hour = at.hour
+            if r.n_hours >= min_history:
+                if hour in night:
+                    break
+                if network and r.networks and network not in r.networks:
+                    break
+                if client and r.clients and client not in r.clients:
+                    break
+            if r.last_at is not None and at - r.last_at >= dormant:
+                break
+            recent = r.recent
+            while recent and at - recent[0] > burst_window:  # what ``_context`` drops after appending ``at``
+                recent.popleft()
+            if len(recent) + 1 == burst_count:
+                break
+            # 3./4. coverage: only exports with nothing new to a one-institution application stay on this path
+            if encoded:
+                if not app.institution:
+                    app.institution = institution
+                elif app.institution != institution:
+                    app.one_institution = False
+                if not (app.one_institution and encoded in app.seen):
+                    decoded = decode_participants(encoded)
+                    if not app.one_institution or len(decoded) != decoded.intersection_cardinality(app.coverage):
+                        break
+                ewma, exported = app.ewma, app.exports
+                if exported >= 1:  # ``_grew`` with a fraction of 0.0 new
+                    ewma = 0.0 if ewma is None else ewma_lambda * 0.0 + (1 - ewma_lambda) * ewma
+                exported += 1
+                if (
+                    ewma is not None
+                    and ewma >= ewma_alarm
+                    and exported >= ewma_min_exports
+                    and len(app.coverage) / cohort >= ewma_min_share
+                ):
+                    break
+                app.ewma, app.exports = ewma, exported
+                inst = pulling.get(institution)
+                if inst is not None:
+                    self._expire(institution, inst, at)
+                if decoded is not None:
+                    app.seen.append(encoded)
+                    if len(app.seen) > SEEN_TEXTS:
+                        del app.seen[0]
+                    decoded = None
+            # ``_learn``
+            recent.append(at)
+            r.log_cells.append(x)
+            app.log_cells.append(x)
+            peers.append(x)
+            if len(peers) > 4000:
+                del peers[:2000]
+            self._peer_seen += 1
+            if self._peer_seen % 500 == 0:
+                self._peer_stats = None
+            r.hours[hour] += 1
+            r.n_hours += 1
+            if network:
+                r.networks.add(network)
+            if client:
+                r.clients.add(client)
+            r.last_at = at
+            i += 1
+        return i, decoded
 
     def quiet_denied(self, at: datetime, researcher: str) -> bool:
         """``observe`` of a denied request when it raises no alert (True, state as after it); False changes

@@ -9,14 +9,13 @@ from itertools import islice
 from typing import Any, Protocol
 
 from biowarden.monitor.activity import (
-    _EXPORT_TEXT,
-    _PARTICIPANTS,
     DENIED_KIND,
     DENIED_KINDS,
     EXPORT_KIND,
     IMPOSED_REASONS,
     Activity,
-    _expiry,
+    ExportFields,
+    export_fields,
     from_entries,
     from_event,
 )
@@ -116,15 +115,44 @@ def replay_batch(
     precheck: bool = True,
 ) -> ReplayResult:
     """``replay_checked`` (or, without ``precheck``, ``replay``) of stored entries with the same results
-    (alerts, actions, incidents, risk and the monitor's state), faster: each export or denied request in the
-    layout the platform writes is read straight from its text into ``Monitor.quiet_export`` /
-    ``quiet_denied``, which settle the common case (no check can fire) without building an activity; any
-    other entry, and any entry they cannot settle, goes through the activity and ``precheck``/``observe``
-    exactly as the sequential replay does. Without a book, alerts are collected and nothing is filed."""
+    (alerts, actions, incidents, risk and the monitor's state), faster.
+
+    Per chunk of ``batch`` entries:
+
+    - an export in the layout the platform writes is read by ``export_fields`` into a list of pending
+      exports; ``Monitor.settle_exports`` then settles the pending list in one loop for as long as no check
+      can fire, and the first export it cannot settle goes through the activity and ``precheck``/``observe``
+      exactly as in the sequential replay, after which settling resumes with the next one;
+    - a denied request is settled at once by ``Monitor.quiet_denied`` when it raises nothing: it touches only
+      the researcher's denied requests, which no export reads, so settling it ahead of the pending exports
+      gives the same state;
+    - anything else (a denied request that raises an alert, another layout) first settles the pending exports
+      before it, then goes through the activity as in the sequential replay; entries the monitor does not read
+      are skipped.
+
+    Without a book, alerts are collected and nothing is filed."""
     out = ReplayResult()
-    quiet_export, quiet_denied = monitor.quiet_export, monitor.quiet_denied
-    export_match, denied_match, cut = _EXPORT_TEXT.fullmatch, _DENIED_TEXT.fullmatch, _PARTICIPANTS
-    skip = len(cut)
+    quiet_denied, settle = monitor.quiet_denied, monitor.settle_exports
+    denied_match = _DENIED_TEXT.fullmatch
+    pending: list[ExportFields] = []
+
+    def flush() -> None:
+        i, n = 0, len(pending)
+        while i < n:
+            stop, decoded = settle(pending, i)
+            out.activities += stop - i
+            out.settled += stop - i
+            if stop == n:
+                break
+            at, researcher, application, institution, rows, fields, network, client, expires, encoded = pending[stop]
+            act = Activity(
+                at, researcher, application, institution, "export", rows, fields, decoded, network, client, expires
+            )
+            act.encoded = encoded
+            _check(act, monitor, book, out, precheck)
+            i = stop + 1
+        pending.clear()
+
     it = iter(entries)
     while True:
         chunk = list(islice(it, batch))
@@ -134,51 +162,9 @@ def replay_batch(
         for e in chunk:
             kind = e.kind
             if kind == EXPORT_KIND:
-                text = e.payload_json
-                start = text.find(cut)
-                if start >= 0:
-                    start += skip
-                    end = text.index('"', start)
-                    encoded = text[start:end]
-                    m = export_match(text[:start] + text[end:])
-                else:
-                    encoded = ""
-                    m = export_match(text)
-                if m is not None:
-                    expires, application, client, fields, institution, network, _rel, researcher, rows = m.groups()
-                    at = e.at
-                    app_expires = _expiry(expires) if expires else None
-                    got = quiet_export(
-                        at,
-                        researcher,
-                        application,
-                        institution,
-                        int(rows),
-                        int(fields),
-                        network,
-                        client,
-                        app_expires,
-                        encoded,
-                    )
-                    if got is True:
-                        out.activities += 1
-                        out.settled += 1
-                        continue
-                    act = Activity(
-                        at,
-                        researcher,
-                        application,
-                        institution,
-                        "export",
-                        int(rows),
-                        int(fields),
-                        got,
-                        network,
-                        client,
-                        app_expires,
-                        encoded,
-                    )
-                    _check(act, monitor, book, out, precheck)
+                fields = export_fields(e.at, e.payload_json)
+                if fields is not None:
+                    pending.append(fields)
                     continue
             elif kind in DENIED_KINDS:
                 if e.decision != "deny":
@@ -191,6 +177,8 @@ def replay_batch(
                         continue
             else:
                 continue  # not an event the monitor reads
+            flush()
             for act in from_entries([e]):
                 if act is not None:
                     _check(act, monitor, book, out, precheck)
+        flush()
