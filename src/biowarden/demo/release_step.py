@@ -90,6 +90,7 @@ def run(ctx: DemoContext) -> None:
 
     table = Table("application", "institution", "outcome", "rows", "generalised", "risk", "ledger")
     manifests, leaked = [], []
+    notes: dict[str, int] = {}  # each distinct refusal once, below the table
     for i, (inst, email, app) in enumerate(apps):
         leaker = inst in LEAKERS
         attempts = []
@@ -112,10 +113,12 @@ def run(ctx: DemoContext) -> None:
                     now=now,
                 )
             except ReleaseDenied as d:
+                why = f"{d.reason}: {d.detail}" + (f" ({d.suggestion})" if d.suggestion else "")
+                notes.setdefault(why, len(notes) + 1)
                 table.add_row(
                     app,
                     inst,
-                    f"[red]refused[/] {what}: {d.reason}" + (f"\n[dim]{d.suggestion}[/]" if d.suggestion else ""),
+                    f"[red]refused[/] {what} [{notes[why]}]",
                     "-",
                     "-",
                     "-",
@@ -136,6 +139,8 @@ def run(ctx: DemoContext) -> None:
                 str(m.ledger_index),
             )
     console.print(table)
+    for why, k in notes.items():
+        console.print(f"  [{k}] {why}", markup=False, highlight=False)
     ctx.state["releases"] = [m.to_dict() for m in manifests]
     ctx.state["leaked_copies"] = [str(p) for p in leaked]
 
