@@ -389,3 +389,27 @@ def test_set_codes_number_sets_as_their_texts_would_be():
     assert sc.elements == sorted(sc.elements) and sc.missing.sum() == 1
     as_large = pa.array(sets, pa.large_list(pa.date32()))
     assert set_strings(as_large).to_pylist() == reference
+
+
+def test_released_classes_known_from_the_search_are_the_released_tables():
+    """The gate measures the released table from the search's classes (the kept ones, the suppressed
+    records as one): the same report as measuring the table; and where a kept class could read as the
+    suppressed records, the search declines to tell."""
+    from biowarden.privacy.risk import risk_of_classes
+
+    t = _small(500, seed=13)
+    qis = ["sex", "year", OPS]
+    hier = _hierarchies(t)
+    for k, suppression in ((2, 0.05), (5, 0.1), (3, 0.0), (4, 0.3)):
+        res = anonymise(t, qis, hier, Criteria(k=k), suppression)
+        sizes = res.released_class_sizes()
+        assert sizes is not None and int(sizes.sum()) == t.num_rows
+        assert risk_of_classes(sizes, qis).to_dict() == measure_risk(res.apply(t), qis).to_dict()
+        assert risk_of_classes(sizes, qis, population=1e6).to_dict() == (
+            measure_risk(res.apply(t), qis, population=1e6).to_dict()
+        )
+    # a value that is itself "*": suppressing the lone "a" merges it with the five "*" records
+    v = pa.table({"v": ["*"] * 5 + ["a"]})
+    res = anonymise(v, ["v"], {"v": flat_hierarchy("v", ["*", "a"])}, Criteria(k=5), 0.2)
+    assert res.levels == [0] and res.suppressed == 1
+    assert res.released_class_sizes() is None and measure_risk(res.apply(v), ["v"]).classes == 1

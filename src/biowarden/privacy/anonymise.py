@@ -37,7 +37,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from biowarden.privacy.data import DataError, Histogram, as_strings, histogram_from_table, is_set_valued, set_codes
+from biowarden.privacy.data import (
+    DataError,
+    Histogram,
+    as_strings,
+    histogram_from_table,
+    is_set_valued,
+    set_codes,
+    unique_inverse,
+)
 from biowarden.privacy.diversity import SensitiveData, class_diversity
 from biowarden.privacy.hierarchy import Hierarchy, HierarchyError, SetHierarchy
 from biowarden.privacy.population import ClassSizes, population_uniqueness
@@ -157,6 +165,7 @@ class AnonymisationResult:
     hierarchies: dict[str, Hierarchy] = field(default_factory=dict, repr=False)
     suppressed_rows: np.ndarray | None = field(default=None, repr=False)  # histogram rows suppressed
     row_class: np.ndarray | None = field(default=None, repr=False)  # each record's histogram row
+    kept_class_sizes: np.ndarray | None = field(default=None, repr=False)  # the optimum's classes not suppressed
 
     @property
     def suppressed_records(self) -> np.ndarray | None:
@@ -165,6 +174,19 @@ class AnonymisationResult:
         if self.suppressed_rows is None or self.row_class is None:
             return None
         return self.suppressed_rows[self.row_class]
+
+    def released_class_sizes(self, suppressed_marker: str = "*") -> np.ndarray | None:
+        """The sizes of the equivalence classes of the released table (:meth:`apply`), from the search: the
+        optimum's classes that are kept, and the suppressed records as one class (every QI the marker).
+        None when that cannot be told without the table: when every QI at its level has a label that reads
+        as the marker, so a kept class could look like the suppressed records."""
+        if not self.found or self.kept_class_sizes is None:
+            return None
+        levels = zip(self.qis, self.levels, strict=True)
+        if all(_may_read_as(self.hierarchies[q], lv, suppressed_marker) for q, lv in levels):
+            return None
+        sizes = self.kept_class_sizes
+        return np.append(sizes, self.suppressed) if self.suppressed else sizes.copy()
 
     @property
     def transformation(self) -> dict[str, int]:
@@ -207,6 +229,16 @@ class AnonymisationResult:
         )
 
 
+def _may_read_as(h: Hierarchy, level: int, marker: str) -> bool:
+    """Whether a value generalised to ``level`` can read as ``marker`` once released: a label that is the
+    marker, or (for a set) an element label that is (a one-element list of it reads as a suppressed list)."""
+    if level >= h.height - 1:
+        return True  # the top: everything reads as the top label, or (for a list) as [marker]
+    if isinstance(h, SetHierarchy) and h.element is not None:
+        return marker in h.element.labels[level]  # a set's own labels are lists below the top
+    return marker in h.labels[level]
+
+
 class Lattice:
     """The generalisation lattice of a histogram and its hierarchies, with a fast node evaluator."""
 
@@ -236,7 +268,7 @@ class Lattice:
         self.share: list[list[np.ndarray]] = []  # per label: leaves / domain size
         self.nlabels: list[list[int]] = []
         for i, h in enumerate(self.hier):
-            rows = h.encode(hist.dictionaries[i])[hist.codes[:, i]]
+            rows = h.rows_of(hist.dictionaries[i])[hist.codes[:, i]]
             self.gen.append([h.codes[lv][rows].astype(np.int32) for lv in range(h.height)])
             self.share.append([h.leaves[lv] / h.domain_size for lv in range(h.height)])
             self.nlabels.append([h.num_labels(lv) for lv in range(h.height)])
@@ -252,21 +284,15 @@ class Lattice:
                 self.gen_raw[i, lv] = raw
                 self.gen_loss[i, lv] = _norm_loss(raw, lo, self.n)
                 self.gen_prec[i, lv] = lv / (h.height - 1) if h.height > 1 else 0.0
-        # up[i][a][b]: label of level a -> its label at level b (None where the hierarchy is not a tree)
-        self.up: list[dict[tuple[int, int], np.ndarray | None]] = []
-        for h in self.hier:
-            maps: dict[tuple[int, int], np.ndarray | None] = {}
-            for a in range(h.height):
-                for b in range(a + 1, h.height):
-                    parent = np.zeros(h.num_labels(a), dtype=np.int32)
-                    parent[h.codes[a]] = h.codes[b]
-                    maps[a, b] = parent if np.array_equal(parent[h.codes[a]], h.codes[b]) else None
-            self.up.append(maps)
+        # up[i][a, b]: label of level a -> its label at level b (None where the hierarchy is not a tree)
+        self.up = [_UpMaps(h) for h in self.hier]
         self.track_rows = sensitive is not None
         self.cache = _GroupCache(self.q, cache_bytes)
         self.root = (0,) * self.q
-        self.cache.put(self.root, self._group_full(self.root))
-        self.root_is_hist = len(self.cache.entries[self.root].sizes) == len(self.counts)
+        # the histogram's rows are distinct combinations and level 0 maps distinct values to distinct rows, so
+        # the finest node's classes are the histogram's rows: a node without a cached finer node is grouped
+        # from them (the finest node itself is grouped, and cached, when it is evaluated)
+        self.root_is_hist = True
 
     # ------------------------------------------------------------------ nodes
     def nodes(self) -> np.ndarray:
@@ -406,6 +432,33 @@ class _Groups:
         return self.codes.nbytes + self.sizes.nbytes + (self.rows.nbytes if self.rows is not None else 0)
 
 
+class _UpMaps(Mapping[tuple[int, int], "np.ndarray | None"]):
+    """``[a, b]``: every label of level ``a`` mapped to its label at level ``b`` of one hierarchy, or None
+    where the hierarchy is not a tree between the two levels; each map built on first use."""
+
+    def __init__(self, h: Hierarchy) -> None:
+        self.h = h
+        self._maps: dict[tuple[int, int], np.ndarray | None] = {}
+
+    def __getitem__(self, key: tuple[int, int]) -> np.ndarray | None:
+        if key not in self._maps:
+            a, b = key
+            h = self.h
+            if not 0 <= a < b < h.height:
+                raise KeyError(key)
+            parent = np.zeros(h.num_labels(a), dtype=np.int32)
+            parent[h.codes[a]] = h.codes[b]
+            self._maps[key] = parent if np.array_equal(parent[h.codes[a]], h.codes[b]) else None
+        return self._maps[key]
+
+    def __iter__(self):
+        height = self.h.height
+        return ((a, b) for a in range(height) for b in range(a + 1, height))
+
+    def __len__(self) -> int:
+        return self.h.height * (self.h.height - 1) // 2
+
+
 class _GroupCache:
     """Grouped histograms of evaluated nodes, bounded in bytes (least recently used leave first).
 
@@ -497,8 +550,7 @@ def _regroup(
         inverse = remap[key]
         sizes = dense[uniq]
     else:
-        uniq, inverse = np.unique(key, return_inverse=True)
-        inverse = inverse.reshape(-1)
+        uniq, inverse = unique_inverse(key)
         sizes = np.bincount(inverse, weights=weights, minlength=len(uniq))
     codes = np.empty((q, len(uniq)), dtype=np.int32)  # label counts are far below 2**31
     rest = uniq.astype(np.int64, copy=True)
@@ -704,6 +756,7 @@ def anonymise(
         hierarchies={q: hierarchies[q] for q in hist.qis},
         suppressed_rows=fail[cls],
         row_class=hist.row_class,
+        kept_class_sizes=sizes[~fail],
     )
 
 

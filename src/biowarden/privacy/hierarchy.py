@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biowarden.privacy.data import SetCodes, code_strings, run_owner, set_codes, sort_within
+from biowarden.privacy.data import SetCodes, SetTexts, code_strings, run_owner, set_codes, sort_within
 
 TOP = "*"
 NULL_VALUE = "NULL"  # how biowarden.privacy.data renders a missing value
@@ -64,11 +64,26 @@ class Hierarchy:
                     f"hierarchy for column {name!r} is ragged: row {i + 1} ({row[0]!r}) has "
                     f"{len(row)} levels, the first row has {width}"
                 )
-        columns = [pa.array([row[level] for row in rows], pa.string()) for level in range(width)]
+        self._from_columns(name, [pa.array([row[level] for row in rows], pa.string()) for level in range(width)])
+        self._rows = [list(row) for row in rows]
+
+    @classmethod
+    def from_columns(cls, name: str, columns: Sequence[pa.Array]) -> Hierarchy:
+        """The hierarchy whose level ``l`` is ``columns[l]`` (Arrow string arrays of equal length, one item per
+        value): encoded with Arrow, the rows read back only if someone asks for them."""
+        if not columns or not len(columns[0]):
+            raise HierarchyError(f"hierarchy for column {name!r} is empty")
+        if any(len(c) != len(columns[0]) for c in columns):
+            raise HierarchyError(f"hierarchy for column {name!r} is ragged: its levels differ in length")
+        h = cls.__new__(cls)
+        h._from_columns(name, columns)
+        return h
+
+    def _from_columns(self, name: str, columns: Sequence[pa.Array]) -> None:
         first = pc.dictionary_encode(columns[0], null_encoding="encode")
-        if len(first.dictionary) < len(rows):
+        if len(first.dictionary) < len(columns[0]):
             seen: set[str] = set()
-            twice = next(row[0] for row in rows if row[0] in seen or seen.add(row[0]))
+            twice = next(v for v in columns[0].to_pylist() if v in seen or seen.add(v))
             raise HierarchyError(f"hierarchy for column {name!r} lists value {twice!r} twice")
         codes, labels = [], []
         for column in columns:
@@ -76,7 +91,6 @@ class Hierarchy:
             codes.append(np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64))
             labels.append(enc.dictionary)
         self._encoded(name, codes, [len(lab) for lab in labels], labels)
-        self._rows = [list(row) for row in rows]
 
     def _encoded(self, name: str, codes: list[np.ndarray], counts: list[int], labels: list[pa.Array | None]) -> None:
         """Set the encoded views: ``codes`` and the number of labels per level, and the labels of the levels
@@ -141,6 +155,8 @@ class Hierarchy:
 
     def encode(self, values: Sequence[str] | pa.Array) -> np.ndarray:
         """Row indices of the given level-0 values; a clear error for a value the hierarchy lacks."""
+        if isinstance(values, SetTexts):
+            values = values.sets.texts()
         arr = values if isinstance(values, pa.Array) else pa.array(list(values), pa.string())
         if len(arr) == 0:
             return np.zeros(0, dtype=np.int64)
@@ -151,6 +167,10 @@ class Hierarchy:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise HierarchyError(f"column {self.name!r}: value(s) {shown}{more} missing from its hierarchy")
         return np.asarray(pos.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def rows_of(self, dictionary: Sequence[str]) -> np.ndarray:
+        """Row indices of a histogram dictionary's values (:meth:`encode`)."""
+        return self.encode(dictionary)
 
     def is_functional(self) -> bool:
         """True when every label of level l has a single parent at level l+1 (a tree)."""
@@ -277,15 +297,36 @@ def build_date_hierarchy(name: str, values: Iterable[str], levels: Sequence[str]
     order = [_DATE_LEVELS.index(lv) for lv in levels]
     if order != sorted(order) or len(set(order)) != len(order):
         raise HierarchyError(f"date hierarchy for {name!r}: levels must go from fine to coarse")
-    rows = []
-    for v in sorted(set(values)):
-        padded = v if len(v) >= 10 else (v + "-01" if len(v) == 7 else v + "-01-01")
-        d = _as_date(padded)
-        rows.append([v, *(_date_label(d, lv) for lv in levels), TOP])
+    distinct = sorted(set(values))
+    dates = [_as_date(v if len(v) >= 10 else (v + "-01" if len(v) == 7 else v + "-01-01")) for v in distinct]
+    parts = np.array([(d.year, d.month, d.toordinal()) for d in dates], dtype=np.int64).reshape(-1, 3)
+    columns = [pa.array(distinct, pa.string())]
+    columns.extend(_date_labels(dates, parts, lv) for lv in levels)
+    columns.append(pa.array([TOP] * len(distinct), pa.string()))
     # a first level equal to the value itself (day on day-dates) is not a generalisation: drop it
-    if rows and all(r[0] == r[1] for r in rows):
-        rows = [[r[0], *r[2:]] for r in rows]
-    return Hierarchy(name, rows)
+    if distinct and columns[0].equals(columns[1]):
+        del columns[1]
+    return Hierarchy.from_columns(name, columns)
+
+
+def _date_labels(dates: Sequence[date], parts: np.ndarray, level: str) -> pa.Array:
+    """Every date's label at ``level`` (``parts``: each date's year, month and ordinal), each distinct label
+    rendered once (by :func:`_date_label`)."""
+    year, month = parts[:, 0], parts[:, 1]
+    if level == "day":
+        key = parts[:, 2]
+    elif level == "month":
+        key = year * 12 + month - 1
+    elif level == "quarter":
+        key = year * 4 + (month - 1) // 3
+    elif level == "year":
+        key = year
+    else:
+        width = int(level[:-1])
+        key = year - year % width
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    labels = pa.array([_date_label(dates[i], level) for i in first.tolist()], pa.string())
+    return labels.take(pa.array(inverse.reshape(-1)))
 
 
 def _num(v: str) -> float:
@@ -561,6 +602,23 @@ class SetHierarchy(Hierarchy):
         counts.append(1)
         labels.append(pa.array([TOP], pa.string()))
         self._encoded(name, codes, counts, labels)
+
+    @property
+    def sets(self) -> SetCodes:
+        """The encoding the hierarchy was built from."""
+        return self._sets
+
+    def rows_of(self, dictionary: Sequence[str]) -> np.ndarray:
+        """Row indices of a histogram dictionary's values (see :meth:`Hierarchy.encode`); the rows of the
+        distinct sets of the very encoding the hierarchy was built from are known without their texts."""
+        if isinstance(dictionary, SetTexts) and dictionary.sets is self._sets and len(self._row_sets) == len(
+            dictionary
+        ):
+            rows = np.full(len(dictionary), -1, dtype=np.int64)
+            rows[self._row_sets] = np.arange(len(self._row_sets), dtype=np.int64)
+            if not (rows < 0).any():
+                return rows
+        return self.encode(dictionary)
 
     def _label_order(self, level: int) -> tuple[np.ndarray, list[str]]:
         """(each element's level-``level`` label as its rank in label text order, the labels in that order)."""

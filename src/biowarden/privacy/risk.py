@@ -155,23 +155,45 @@ def measure_risk(
         ident = (
             identification if isinstance(identification, Histogram) else histogram_from_table(identification, hist.qis)
         )
-    counts = hist.counts
+    if hist.n == 0:
+        raise ValueError("the data has no records")
+    big = population_class_sizes(hist, population, ident)
+    return _report(hist.qis, hist.counts, big, population, threshold)
+
+
+def risk_of_classes(
+    sizes: np.ndarray, qis: Sequence[str], population: float | None = None, threshold: float = DEFAULT_THRESHOLD
+) -> RiskReport:
+    """The risk analysis (:func:`measure_risk`) of a table known only by its equivalence classes' sizes over
+    ``qis`` (such as a released table, from the search that made it): journalist risk and k-map then use
+    the sampling fraction, as without an identification table."""
+    counts = np.asarray(sizes, dtype=np.int64)
+    if counts.sum() == 0:
+        raise ValueError("the data has no records")
+    big = counts.astype(float)
+    if population is not None:
+        big = np.maximum(big, big / (counts.sum() / population))
+    return _report(list(qis), counts, big, population, threshold)
+
+
+def _report(
+    qis: Sequence[str], counts: np.ndarray, big: np.ndarray, population: float | None, threshold: float
+) -> RiskReport:
     n = int(counts.sum())
     if n == 0:
         raise ValueError("the data has no records")
     cs = ClassSizes.from_counts(counts)
     pros = summarise(1.0 / counts, counts, threshold)
-    big = population_class_sizes(hist, population, ident)
     jour = summarise(1.0 / big, counts, threshold)
     marketer = float((counts / big).sum() / n)
     pu = population_uniqueness(cs, float(population)) if population is not None else None
     return RiskReport(
-        qis=list(hist.qis),
+        qis=list(qis),
         records=n,
-        classes=hist.num_classes,
+        classes=len(counts),
         smallest_class=int(counts.min()),
         largest_class=int(counts.max()),
-        average_class_size=n / hist.num_classes,
+        average_class_size=n / len(counts),
         sample_uniqueness=float(counts[counts == 1].sum() / n),
         prosecutor=pros,
         journalist=jour,

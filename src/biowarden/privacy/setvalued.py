@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from biowarden.privacy.data import is_set_valued, set_codes
+from biowarden.privacy.data import SetCodes, is_set_valued, set_codes
 from biowarden.privacy.hierarchy import DATE_SET_SPEC, SetHierarchy, set_hierarchy
 
 __all__ = ["DATE_SET_SPEC", "date_set_columns", "date_set_hierarchy", "is_date_set"]
@@ -32,7 +32,10 @@ def date_set_columns(schema: pa.Schema, columns: Sequence[str]) -> list[str]:
     return [c for c in columns if c in schema.names and is_date_set(schema.field(c).type)]
 
 
-def date_set_hierarchy(name: str, column: pa.ChunkedArray | pa.Array, spec: str = DATE_SET_SPEC) -> SetHierarchy:
-    """The set hierarchy of a list-of-dates column (day -> month -> quarter -> year -> ``*`` by default),
-    built column-wise (see :class:`~biowarden.privacy.hierarchy.SetHierarchy`)."""
-    return set_hierarchy(name, set_codes(column), spec)
+def date_set_hierarchy(
+    name: str, column: pa.ChunkedArray | pa.Array | SetCodes, spec: str = DATE_SET_SPEC
+) -> SetHierarchy:
+    """The set hierarchy of a list-of-dates column, or of its :func:`~biowarden.privacy.data.set_codes`
+    encoding (day -> month -> quarter -> year -> ``*`` by default), built column-wise (see
+    :class:`~biowarden.privacy.hierarchy.SetHierarchy`)."""
+    return set_hierarchy(name, column if isinstance(column, SetCodes) else set_codes(column), spec)

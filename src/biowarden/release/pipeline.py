@@ -242,7 +242,9 @@ def application_number(db, application_id: str, now: datetime) -> int:
 # ------------------------------------------------------------------------------------------ risk gate
 
 
-def _hierarchies(table: pa.Table, qis: Sequence[str], dictionary) -> dict:
+def _hierarchies(table: pa.Table, qis: Sequence[str], dictionary, sets: dict | None = None) -> dict:
+    """A hierarchy per quasi-identifier: the dictionary's spec, else value -> ``*``; lists of dates by their
+    set hierarchy, built from ``sets`` (``privacy.data.set_codes`` encodings by column) where given."""
     from biowarden.privacy.data import as_strings
     from biowarden.privacy.hierarchy import HierarchyError, build_hierarchy, flat_hierarchy
     from biowarden.privacy.setvalued import date_set_hierarchy, is_date_set
@@ -250,9 +252,10 @@ def _hierarchies(table: pa.Table, qis: Sequence[str], dictionary) -> dict:
     out = {}
     for q in qis:
         if is_date_set(table.schema.field(q).type):
-            out[q] = date_set_hierarchy(q, table.column(q))  # each date: day .. year, 5 and 10 years, or *
+            # each date: day .. year, 5 and 10 years, or *
+            out[q] = date_set_hierarchy(q, sets[q] if sets and q in sets else table.column(q))
             continue
-        values = pc.unique(as_strings(table.column(q))).to_pylist()
+        values = list(dict.fromkeys(as_strings(pc.unique(table.column(q))).to_pylist()))  # rendered once each
         spec = None
         with contextlib.suppress(Exception):
             spec = dictionary.for_column(q).hierarchy
@@ -408,13 +411,18 @@ def risk_gate(table: pa.Table, dictionary, threshold: RiskThreshold, prior: Sequ
     """
     from biowarden.privacy.anonymise import anonymise
     from biowarden.privacy.cumulative import cumulative_risk
-    from biowarden.privacy.risk import measure_risk
+    from biowarden.privacy.data import histogram_from_table, set_codes
+    from biowarden.privacy.risk import measure_risk, risk_of_classes
+    from biowarden.privacy.setvalued import is_date_set
 
     qis = quasi_identifiers(table.schema, table.column_names, dictionary)
     if not qis:
         return GateResult(table, [], {}, {"quasi_identifiers": 0})
-    hier = _hierarchies(table, qis, dictionary)
-    res = anonymise(table.select(qis), qis, hier, _criteria(threshold), threshold.suppression)
+    # lists of dates encoded once, for their hierarchies and the histogram alike
+    sets = {q: set_codes(table.column(q)) for q in qis if is_date_set(table.schema.field(q).type)}
+    hier = _hierarchies(table, qis, dictionary, sets)
+    hist = histogram_from_table(table, qis, sets)
+    res = anonymise(hist, qis, hier, _criteria(threshold), threshold.suppression)
     if not res.found:
         raise ReleaseDenied(
             "DENY_RISK",
@@ -425,7 +433,13 @@ def risk_gate(table: pa.Table, dictionary, threshold: RiskThreshold, prior: Sequ
     out = res.apply(table)
     levels = {q: int(lv) for q, lv in zip(res.qis, res.levels, strict=True)}
     limit = threshold.max_risk if threshold.max_risk is not None else 1.0 / threshold.min_class
-    rep = measure_risk(out.select(qis), qis, threshold=limit)
+    # the released table's classes are the search's (its kept classes, and the suppressed records as one)
+    sizes = res.released_class_sizes()
+    rep = (
+        risk_of_classes(sizes, qis, threshold=limit)
+        if sizes is not None
+        else measure_risk(out.select(qis), qis, threshold=limit)
+    )
     risk: dict[str, Any] = {
         "k": threshold.k,
         "max_risk": threshold.max_risk,
