@@ -685,8 +685,10 @@ def _holds_releases(db, application_id: str, institution: str) -> bool:
         )
 
 
-def _prior_holdings(db, application_id: str, institution: str, master: pa.Table, dictionary) -> list[pa.Table]:
-    """Earlier releases to the application or its institution, as QI tables the holder has (eid + QIs)."""
+def _prior_holdings(db, application_id: str, institution: str, parquet, dictionary) -> list[pa.Table]:
+    """Earlier releases to the application or its institution, as QI tables the holder has (eid + QIs at the
+    levels they were released at): scalar quasi-identifiers and lists of dates alike, read from the cohort
+    (only the columns some earlier release holds)."""
     from pyroaring import BitMap
     from sqlalchemy import or_, select
 
@@ -699,12 +701,16 @@ def _prior_holdings(db, application_id: str, institution: str, master: pa.Table,
             .where(or_(ReleaseRow.application_id == application_id, ReleaseRow.institution == institution))
             .order_by(ReleaseRow.created_at, ReleaseRow.id)
         ).all()
+    schema = pq.read_schema(parquet)
+    gated = set(quasi_identifiers(schema, schema.names, dictionary))  # what a release's gate can have held
+    held = [q for q in dict.fromkeys(q for _, levels in rows for q in (levels or {})) if q in gated]
+    if not held:
+        return []
+    master = pq.read_table(parquet, columns=[PARTICIPANT_COLUMN, *held])
     out = []
     eids_master = master.column(PARTICIPANT_COLUMN).to_numpy()
     for blob, levels in rows:
-        if not levels:
-            continue
-        qis = [q for q in levels if q in master.column_names]
+        qis = [q for q in (levels or {}) if q in gated]
         if not qis:
             continue
         eids = np.array(BitMap.deserialize(blob), dtype=np.int64)
@@ -903,15 +909,7 @@ def create_release(
         raise
     prior = []
     if cumulative and qi_cols and _holds_releases(db, application_id, institution):
-        master = pq.read_table(
-            parquet,
-            columns=[
-                PARTICIPANT_COLUMN,
-                *[c for c in schema.names if c != PARTICIPANT_COLUMN and _is_quasi(dictionary, c)],
-            ],
-        )
-        prior = _prior_holdings(db, application_id, institution, master, dictionary)
-        del master
+        prior = _prior_holdings(db, application_id, institution, parquet, dictionary)
     try:
         gate = risk_gate(qi_table, dictionary, threshold, prior)
     except ReleaseDenied as d:
