@@ -1,6 +1,8 @@
 """Monitor figures: the traffic simulator's attacks and false alerts, and detector throughput.
 
-    python -m bench.bench_monitor [--quick]
+    python -m bench.bench_monitor [--quick] [--simulator | --throughput]
+
+(``--simulator`` or ``--throughput`` runs only that part.)
 
 1. The simulator (500,000-participant cohort, 1,000 applications, 6 months of ordinary traffic plus five
    attacks): for each attack, detected or not, time from the first malicious event to the stop, and the
@@ -174,8 +176,10 @@ def throughput(n_events: int, cohort: int = 500_000) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     quick = "--quick" in argv
-    simulator_table(SimConfig(applications=300, months=2) if quick else SimConfig())
-    throughput(100_000 if quick else 1_000_000)
+    if "--throughput" not in argv:
+        simulator_table(SimConfig(applications=300, months=2) if quick else SimConfig())
+    if "--simulator" not in argv:
+        throughput(100_000 if quick else 1_000_000)
 
 
 if __name__ == "__main__":

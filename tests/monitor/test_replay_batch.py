@@ -62,6 +62,7 @@ def _state(m: Monitor) -> dict:
                 a.ewma,
                 list(a.log_cells.values),
                 list(a.seen),
+                list(a.seen_digests),
                 a.institution,
                 a.one_institution,
             )
@@ -267,3 +268,48 @@ def test_export_fields_refuses_any_other_layout(change):
     act = Activity(T0, "ann@x.ac.uk", "A-7", "I-1", rows=4, fields=12, participants=BitMap([1, 2, 3, 4]))
     text = canonical_text(change(act.payload()))
     assert export_fields(T0, text) is None
+
+
+def test_a_set_the_application_exported_before_is_not_decoded_again(monkeypatch):
+    """Ten distinct sets re-pulled in turn: each text is decoded once, whether it is among the last few
+    (compared as text) or older (by digest), and both replays agree with the activities decoded up front."""
+    import biowarden.monitor.detectors as detectors
+
+    decoded: list[str] = []
+
+    def counting(text: str) -> BitMap:
+        decoded.append(text)
+        return decode_participants(text)
+
+    monkeypatch.setattr(detectors, "decode_participants", counting)
+    rng = np.random.default_rng(5)
+    pop = rng.choice(10_000, 400, replace=False).astype(np.uint32)
+    sets = [pop] + [rng.choice(pop, 200, replace=False) for _ in range(9)]
+    order = list(range(10)) * 4
+    acts = [
+        Activity(
+            T0 + timedelta(hours=i),
+            f"r{i % 3}@x.ac.uk",
+            "A-1",
+            "I-1",
+            rows=len(sets[k]),
+            fields=10,
+            participants=BitMap(sets[k]),
+            network="10.0.0.0/24",
+            client="rstudio",
+        )
+        for i, k in enumerate(order)
+    ]
+    entries = [_entry(a) for a in acts]
+    config = MonitorConfig(cohort_size=10_000, min_history=3)
+    for run in (replay_checked, replay_batch):
+        decoded.clear()
+        monitor = Monitor(config)
+        run(entries, monitor, IncidentBook())
+        assert len(decoded) == 10 and len(set(decoded)) == 10, run.__name__
+        app = monitor.applications["A-1"]
+        assert len(app.seen) == detectors.SEEN_TEXTS and len(app.seen_digests) == 10 - detectors.SEEN_TEXTS
+    seq, _bat = _assert_same(entries, config)
+    direct = Monitor(config)
+    assert [a for act in acts for a in direct.observe(act)] == seq.alerts
+    assert direct.applications["A-1"].seen == []  # handed decoded participants: no texts to remember

@@ -21,8 +21,9 @@ over the threshold ask for suspension; the escalation ladder in ``incidents`` de
 
 from __future__ import annotations
 
+import hashlib
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -121,27 +122,69 @@ def _lower_tail_exponent(x: int, mu: float) -> float:
 
 
 class _Window:
-    """The last ``size`` values of a history, kept sorted as well, so robust statistics cost O(log n)."""
+    """The last ``size`` values of a history, kept sorted as well, so robust statistics cost O(log n).
 
-    __slots__ = ("order", "size", "values")
+    Appends are buffered (``pending``) and folded in when the window is read (``values``, ``order``,
+    ``robust``) or when ``PENDING`` of them have gathered, by one sort of the sorted run followed by the new
+    values (Timsort merges the two) and the removal of what fell out: the same window as appending one by one.
+    Between reads the replay's fast path needs only a lower bound on the median (``median_floor``), which the
+    sorted part and the number of pending values give without folding; so a chunk of exports touches each
+    window's sorted values once per ``PENDING`` appends instead of at every append."""
+
+    __slots__ = ("_order", "_values", "count", "pending", "size")
 
     def __init__(self, size: int = 200) -> None:
         self.size = size
-        self.values: deque[float] = deque()
-        self.order: list[float] = []
+        self.count = 0  # values in the window, pending ones included
+        self._values: deque[float] = deque()  # in arrival order, without the pending ones
+        self._order: list[float] = []  # the same values, sorted
+        self.pending: list[float] = []  # appended since the last fold, in arrival order
 
     def __len__(self) -> int:
-        return len(self.values)
+        return self.count
 
     def append(self, x: float) -> None:
-        values, order = self.values, self.order
-        values.append(x)
-        insort(order, x)
-        if len(values) > self.size:
-            del order[bisect_left(order, values.popleft())]
+        if self.count < self.size:
+            self.count += 1
+        pending = self.pending
+        pending.append(x)
+        if len(pending) >= PENDING:
+            self._fold()
+
+    @property
+    def values(self) -> deque[float]:
+        self._fold()
+        return self._values
+
+    @property
+    def order(self) -> list[float]:
+        self._fold()
+        return self._order
 
     def robust(self) -> tuple[float, float]:
         return _robust_sorted(self.order)
+
+    def median_floor(self) -> float | None:
+        """A lower bound on the window's median, pending values included, without folding them in; None when
+        there are too many pending values for one (see below).
+
+        With ``k`` values pending and ``n`` in the window once they are in, the median is at least the
+        window's ``(n-1)//2``-th smallest value, and adding ``k`` values (and dropping old ones) lowers a
+        window's ``t``-th smallest value to at most the ``(t-k)``-th smallest of the values before."""
+        rank = (self.count - 1) // 2 - len(self.pending)
+        return self._order[rank] if rank >= 0 else None
+
+    def _fold(self) -> None:
+        pending = self.pending
+        if not pending:
+            return
+        values, order = self._values, self._order
+        values.extend(pending)
+        order += pending
+        order.sort()
+        for _ in range(len(values) - self.size):
+            del order[bisect_left(order, values.popleft())]
+        pending.clear()
 
 
 @dataclass(frozen=True)
@@ -158,10 +201,18 @@ class Alert:
 
 _ZERO = timedelta(0)
 HISTORY = 200  # the robust z-scores look at the last 200 exports of a researcher or an application
-SEEN_TEXTS = 4  # an application's last few distinct participant texts (re-pulls skip decoding)
+PENDING = 32  # a window folds its appends in at least this often (``_Window``)
+SEEN_TEXTS = 4  # an application's last few participant texts, compared as they are...
+SEEN_SETS = 128  # ...and the digests of up to 128 older ones (re-pulls of a known set skip decoding)
 
 
-@dataclass
+def _digest(encoded: str) -> bytes:
+    """128 bits of SHA-256 of a participant text: telling two different texts apart fails with probability
+    2^-128 (no one can pick a set to collide with another without breaking SHA-256)."""
+    return hashlib.sha256(encoded.encode()).digest()[:16]
+
+
+@dataclass(slots=True)
 class _Actor:
     last_at: datetime | None = None
     log_cells: _Window = field(default_factory=lambda: _Window(HISTORY))
@@ -175,18 +226,50 @@ class _Actor:
     risk_at: datetime | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Application:
     coverage: BitMap = field(default_factory=BitMap)
     exports: int = 0
     ewma: float | None = None
     log_cells: _Window = field(default_factory=lambda: _Window(HISTORY))
-    seen: list[str] = field(default_factory=list)  # encoded participant sets already in ``coverage``
+    seen: list[str] = field(default_factory=list)  # encoded participant sets already in ``coverage``...
+    seen_digests: dict[bytes, None] = field(default_factory=dict)  # ...and older ones, by ``_digest``
     institution: str = ""  # the institution of its first export...
     one_institution: bool = True  # ...and whether every export since came from it (coverage nests in its)
 
+    def recall(self, encoded: str) -> bool:
+        """Whether the application exported exactly this participant text before: then all of it is in its
+        coverage, and the text need not be decoded. Re-pulling the same set is the common case, so the last
+        ``SEEN_TEXTS`` texts recalled or remembered are compared as they are, older ones by digest; a recalled
+        text becomes the most recent (recalling it again at once changes nothing)."""
+        seen = self.seen
+        if encoded in seen:
+            if seen[-1] != encoded:
+                seen.remove(encoded)
+                seen.append(encoded)
+            return True
+        digests = self.seen_digests
+        if not digests:
+            return False
+        digest = _digest(encoded)
+        if digest not in digests:
+            return False
+        del digests[digest]
+        self.remember(encoded)
+        return True
 
-@dataclass
+    def remember(self, encoded: str) -> None:
+        """Note a participant text whose participants are now all in the coverage."""
+        seen = self.seen
+        seen.append(encoded)
+        if len(seen) > SEEN_TEXTS:
+            digests = self.seen_digests
+            digests[_digest(seen.pop(0))] = None
+            if len(digests) > SEEN_SETS:
+                del digests[next(iter(digests))]  # the oldest
+
+
+@dataclass(slots=True)
 class _Institution:
     recent: deque = field(default_factory=deque)  # (at, bitmap of participants new to the institution)
     coverage: BitMap = field(default_factory=BitMap)
@@ -277,7 +360,7 @@ class Monitor:
                 # While an application exports under one institution, its coverage is part of the
                 # institution's, so a set with nothing new to the application is nothing new to the
                 # institution either: the coordinated-pull check has nothing to compare.
-                if app.one_institution and act.participants is None and act.encoded in app.seen:
+                if app.one_institution and act.participants is None and app.recall(act.encoded):
                     # a re-pull of a set the application already exported: the bitmap is not even decoded
                     alerts += self._grew(act, app, 0.0)
                     self._expire_pulling(act)
@@ -291,9 +374,7 @@ class Monitor:
                     else:
                         self._expire_pulling(act)
                     if act.encoded:
-                        app.seen.append(act.encoded)
-                        if len(app.seen) > SEEN_TEXTS:
-                            del app.seen[0]
+                        app.remember(act.encoded)
             self._learn(act, r)
         for a in alerts:
             self._add_risk(a)
@@ -350,13 +431,17 @@ class Monitor:
             r = researchers[researcher]
             app = applications[application]
             x = log1p(rows * fields)
-            if len(r.log_cells.values) >= min_history:
-                order = r.log_cells.order
-            elif len(app.log_cells.values) >= min_history:
-                order = app.log_cells.order
+            if r.log_cells.count >= min_history:
+                window = r.log_cells
+            elif app.log_cells.count >= min_history:
+                window = app.log_cells
             else:
                 break  # platform peers: left to ``_size``
-            if not (x - _median(order)) / mad_floor < z_warn:
+            # (x - median) / mad_floor < z_warn, first with a lower bound on the median (a larger left side)
+            floor = window.median_floor()
+            if (floor is None or not (x - floor) / mad_floor < z_warn) and not (
+                x - _median(window.order)
+            ) / mad_floor < z_warn:
                 break
             # 5. context
             hour = at.hour
@@ -380,7 +465,7 @@ class Monitor:
                     app.institution = institution
                 elif app.institution != institution:
                     app.one_institution = False
-                if not (app.one_institution and encoded in app.seen):
+                if not (app.one_institution and app.recall(encoded)):
                     decoded = decode_participants(encoded)
                     if not app.one_institution or len(decoded) != decoded.intersection_cardinality(app.coverage):
                         break
@@ -400,9 +485,7 @@ class Monitor:
                 if inst is not None:
                     self._expire(institution, inst, at)
                 if decoded is not None:
-                    app.seen.append(encoded)
-                    if len(app.seen) > SEEN_TEXTS:
-                        del app.seen[0]
+                    app.remember(encoded)
                     decoded = None
             # ``_learn``
             recent.append(at)
