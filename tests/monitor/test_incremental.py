@@ -193,3 +193,38 @@ def test_cli_scan_full(home, db, monkeypatch):
     r = runner.invoke(cli, ["monitor", "scan", "--cohort-size", str(COHORT), "--full"])
     assert r.exit_code == 0, r.output
     assert "rebuilt the detectors' state" in r.output and "--full" in r.output
+
+
+def test_one_scan_at_a_time(world, db):
+    from datetime import UTC, datetime
+
+    from biowarden.registry.errors import Conflict
+    from biowarden.store.monitor_store import SCAN_LEASE
+
+    reg, svc, _config = world
+    _append(reg, db, _events()[:100])
+    store = MonitorStore()
+    with db.session() as s:
+        assert store.take_lease(s, "scan:elsewhere", datetime.now(UTC), timedelta(minutes=5)) is None
+    with pytest.raises(Conflict, match="another scan has been reading the ledger"):
+        svc.scan(COHORT)
+    with db.session() as s:
+        assert store.get_state(s, "ledger_cursor") is None  # refused before reading anything
+        # a lease whose holder died lapses
+        store.take_lease(s, "scan:elsewhere", datetime.now(UTC) - timedelta(hours=1), timedelta(minutes=5))
+    assert svc.scan(COHORT).entries == 100
+    with db.session() as s:
+        assert store.get_state(s, SCAN_LEASE) is None  # released when the scan ended
+
+
+def test_the_snapshot_reader_takes_only_classes_of_the_monitor(world):
+    reg, _svc, config = world
+    key = reg.audit.keyring.key(snapshot.PURPOSE)
+    fp = snapshot.fingerprint(config)
+    func = zlib.compress(b"cbiowarden.monitor.service\nenforce\n(tR.")
+    with pytest.raises(snapshot.SnapshotError, match=r"may not hold biowarden\.monitor\.service\.enforce"):
+        snapshot.load(func, key, 1, fp, snapshot.mac(key, 1, fp, func), config)
+    good = snapshot.dump(Monitor(config))
+    assert isinstance(snapshot.load(good, key, 7, fp, snapshot.mac(key, 7, fp, good), config), Monitor)
+    with pytest.raises(snapshot.SnapshotError, match="MAC"):  # the MAC binds the ledger index too
+        snapshot.load(good, key, 8, fp, snapshot.mac(key, 7, fp, good), config)

@@ -19,9 +19,10 @@ decide and ledger again (so, e.g., lifting a revocation still needs the committe
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -56,6 +57,7 @@ REVIEW_ACTION = "monitor.review"
 SCOPES = ("researcher", "application", "institution")
 SEVERITIES = ("info", "warn", "critical")
 STATUSES = ("open", "confirmed", "false_positive")
+SCAN_LEASE_TTL = timedelta(minutes=30)  # longer than a full rebuild of a million-event ledger
 
 
 def _first_index_at(ledger, at: datetime) -> int:
@@ -464,7 +466,25 @@ class MonitorService:
         a MAC that does not verify) or with ``full``, it rebuilds the state by reading the ledger up to the
         stored cursor without filing anything. Either way only activities past the cursor file alerts, so
         a scan never files the same alert twice, and the result is the same. Automatic actions are
-        enforced as the monitor (the home's operator, actor ``system:monitor``)."""
+        enforced as the monitor (the home's operator, actor ``system:monitor``).
+
+        One scan runs at a time: a scan holds a lease in the store (``SCAN_LEASE_TTL``, released when it
+        ends; a crashed scan's lease lapses), and a scan that finds it held raises ``Conflict``."""
+        owner = f"scan:{uuid.uuid4().hex}"
+        with self.db.session() as s:
+            now = datetime.now(UTC)
+            held = self.store.take_lease(s, owner, now, SCAN_LEASE_TTL)
+        if held is not None:
+            raise Conflict(
+                f"another scan has been reading the ledger since {held['since']} (its lease runs to {held['until']})"
+            )
+        try:
+            return self._scan(cohort_size, enforce_actions=enforce_actions, full=full)
+        finally:
+            with self.db.session() as s:
+                self.store.release_lease(s, owner)
+
+    def _scan(self, cohort_size: int, *, enforce_actions: bool, full: bool) -> ScanResult:
         ledger = self.registry.audit.ledger
         config = self.config or MonitorConfig(cohort_size=cohort_size)
         print_ = snapshot.fingerprint(config)

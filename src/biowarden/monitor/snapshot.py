@@ -9,11 +9,12 @@ are filed either way.
 The bytes are trusted only when
 - their HMAC-SHA256, under a key derived from the custodian's master key (purpose ``monitor/snapshot``),
   verifies: a row edited in the store is refused, not run;
-- their fingerprint matches: the format, the detectors' code (the source of ``monitor.detectors`` and
-  ``monitor.activity``, whose classes the state is made of) and the detectors' configuration (the cohort
-  size among it). State written by other code or another configuration is not reused: the scan rebuilds
-  it from the ledger.
-Unpickling is further restricted to the classes the state is made of (defence in depth behind the MAC).
+- their fingerprint matches: the format, the monitor's code (the source of every module of
+  ``biowarden.monitor``, where the state's classes live) and the detectors' configuration (the cohort size
+  among it). State written by other code or another configuration is not reused: the scan rebuilds it
+  from the ledger (once, after an upgrade).
+Unpickling is further restricted to plain containers, dates, bitmaps and the classes (never functions) of
+``biowarden.monitor`` (defence in depth behind the MAC).
 Anything refused means a rebuild from the ledger, never a wrong state.
 """
 
@@ -26,10 +27,11 @@ import pickle
 import zlib
 from pathlib import Path
 
-from biowarden.monitor import activity, detectors
+from biowarden.monitor import detectors
 from biowarden.monitor.detectors import Monitor, MonitorConfig
 
 FORMAT = b"biowarden.monitor.snapshot/1"
+_PACKAGE = "biowarden.monitor."
 PURPOSE = "monitor/snapshot"
 
 _ALLOWED = {
@@ -60,8 +62,9 @@ class SnapshotError(ValueError):
 def fingerprint(config: MonitorConfig) -> str:
     """What the state depends on: the format, the detectors' code and their configuration."""
     h = hashlib.sha256(FORMAT)
-    for module in (detectors, activity):
-        h.update(Path(module.__file__ or "").read_bytes())
+    package = Path(detectors.__file__ or "").parent
+    for path in sorted(package.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
     h.update(repr(config).encode())
     return h.hexdigest()
 
@@ -83,8 +86,12 @@ def dump(monitor: Monitor) -> bytes:
 
 class _Restricted(pickle.Unpickler):
     def find_class(self, module: str, name: str):
-        if (module, name) in _ALLOWED or module in (detectors.__name__, activity.__name__):
+        if (module, name) in _ALLOWED:
             return super().find_class(module, name)
+        if module.startswith(_PACKAGE) and "." not in name:
+            found = super().find_class(module, name)
+            if isinstance(found, type):
+                return found
         raise SnapshotError(f"a snapshot may not hold {module}.{name}")
 
 

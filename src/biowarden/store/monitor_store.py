@@ -15,8 +15,9 @@ as plain dataclasses (``drain()``); ``MonitorStore.save`` writes them inside the
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -35,6 +36,7 @@ from biowarden.store.monitor_tables import (
 )
 
 CURSOR = "ledger_cursor"
+SCAN_LEASE = "scan_lease"
 
 
 def _aware(dt: datetime) -> datetime:
@@ -348,3 +350,27 @@ class MonitorStore:
 
     def clear_snapshot(self, s: Session) -> None:
         s.execute(delete(MonitorSnapshotRow))
+
+    # ------------------------------------------------------------------ one scan at a time
+
+    def take_lease(self, s: Session, owner: str, now: datetime, ttl: timedelta) -> dict[str, str] | None:
+        """Hold the scan lease until ``now + ttl`` unless another owner holds it: returns that holder (and
+        takes nothing) or None. The row is locked while it is read (PostgreSQL; SQLite has one writer)."""
+        row = s.get(MonitorStateRow, SCAN_LEASE, with_for_update=True)
+        if row is not None:
+            held = json.loads(row.value)
+            if held.get("owner") != owner and datetime.fromisoformat(held["until"]) > now:
+                return held
+        value = json.dumps({"owner": owner, "since": now.isoformat(), "until": (now + ttl).isoformat()})
+        if row is None:
+            s.add(MonitorStateRow(key=SCAN_LEASE, value=value))
+        else:
+            row.value = value
+        s.flush()
+        return None
+
+    def release_lease(self, s: Session, owner: str) -> None:
+        row = s.get(MonitorStateRow, SCAN_LEASE, with_for_update=True)
+        if row is not None and json.loads(row.value).get("owner") == owner:
+            s.delete(row)
+            s.flush()
