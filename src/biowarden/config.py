@@ -18,6 +18,16 @@ setting never stops an unrelated command):
   default 10).
 
 The password is read from the environment only, kept out of ``repr`` and never logged.
+
+The monitor's escalation ladder (``load_ladder_settings``; read by ``biowarden monitor scan``):
+
+- ``BIOWARDEN_MONITOR_LADDER``: the step for an actor's 1st, 2nd, 3rd... incident in the look-back
+  (comma-separated, each ``notify``, ``suspend_pending_review`` or ``disable``; the last repeats; default
+  ``notify,suspend_pending_review,disable``, All of Us's ladder). A critical alert or a risk over the
+  threshold suspends pending review at once whatever the step;
+- ``BIOWARDEN_MONITOR_MERGE_MINUTES``: alerts about one actor within this many minutes merge into one
+  incident (default 90);
+- ``BIOWARDEN_MONITOR_LOOKBACK_DAYS``: how far back incidents count for the ladder (default 365).
 """
 
 from __future__ import annotations
@@ -158,4 +168,47 @@ def load_notifier_settings(env: Mapping[str, str] | None = None) -> NotifierSett
         raise ConfigError("BIOWARDEN_SMTP_TIMEOUT must be between 0 and 300 seconds")
     return NotifierSettings(
         "smtp", SmtpSettings(host, port, sender, recipients, starttls, username, password, ca_file, timeout)
+    )
+
+
+LADDER_STEPS = ("notify", "suspend_pending_review", "disable")
+
+
+@dataclass(frozen=True)
+class LadderSettings:
+    steps: tuple[str, ...] = LADDER_STEPS
+    merge_minutes: int = 90
+    lookback_days: int = 365
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int, unit: str) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of {unit}, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high} {unit}, not {value}")
+    return value
+
+
+def load_ladder_settings(env: Mapping[str, str] | None = None) -> LadderSettings:
+    """The monitor's escalation ladder from the environment; ``ConfigError`` names a malformed setting."""
+    env = os.environ if env is None else env
+    raw = (env.get("BIOWARDEN_MONITOR_LADDER") or "").strip()
+    steps = LADDER_STEPS
+    if raw:
+        steps = tuple(x.strip().lower() for x in raw.split(","))
+        bad = [x for x in steps if x not in LADDER_STEPS]
+        if bad or len(steps) > 10:
+            raise ConfigError(
+                f"BIOWARDEN_MONITOR_LADDER must list up to 10 steps from {', '.join(LADDER_STEPS)}"
+                + (f"; {bad[0]!r} is not one" if bad else "")
+            )
+    return LadderSettings(
+        steps,
+        _int(env, "BIOWARDEN_MONITOR_MERGE_MINUTES", 90, 1, 1440, "minutes"),
+        _int(env, "BIOWARDEN_MONITOR_LOOKBACK_DAYS", 365, 1, 3650, "days"),
     )

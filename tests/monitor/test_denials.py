@@ -153,3 +153,36 @@ def test_a_refused_release_is_read_as_a_denied_request(db):
     acts = list(from_entries(entries))
     assert len(entries) == 2 and acts[1] is None
     assert (acts[0].kind, acts[0].researcher, acts[0].application, acts[0].institution) == ("denied", RES, APP, INST)
+
+
+def test_the_cli_scan_acts_on_the_ladder_in_configuration(world, db, home, monkeypatch):
+    from typer.testing import CliRunner
+
+    from biowarden.cli.main import app as cli
+    from biowarden.config import LADDER_STEPS, ConfigError, load_ladder_settings
+    from biowarden.monitor.incidents import DISABLE
+    from biowarden.monitor.notify import ladder_from_settings
+
+    assert LADDER_STEPS == (NOTIFY, SUSPEND, DISABLE)
+    assert ladder_from_settings(load_ladder_settings({})) == Ladder()
+    for bad, named in (
+        ({"BIOWARDEN_MONITOR_LADDER": "notify,jail"}, "'jail' is not one"),
+        ({"BIOWARDEN_MONITOR_MERGE_MINUTES": "0"}, "BIOWARDEN_MONITOR_MERGE_MINUTES"),
+        ({"BIOWARDEN_MONITOR_LOOKBACK_DAYS": "a year"}, "BIOWARDEN_MONITOR_LOOKBACK_DAYS"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            load_ladder_settings(bad)
+    reg, client, h, _clock = world
+    for k in range(5):
+        client.post(f"/applications/{APP}/access", json={"fields": ["31", f"2100{k}"]}, headers=h["res"])
+    monkeypatch.setenv("BIOWARDEN_DATABASE_URL", db.url)
+    runner = CliRunner()
+    monkeypatch.setenv("BIOWARDEN_MONITOR_LADDER", "suspend_pending_review, disable")
+    monkeypatch.setenv("BIOWARDEN_MONITOR_MERGE_MINUTES", "nine")
+    r = runner.invoke(cli, ["monitor", "scan", "--cohort-size", "1000"])
+    assert r.exit_code == 2 and "BIOWARDEN_MONITOR_MERGE_MINUTES" in r.output
+    monkeypatch.setenv("BIOWARDEN_MONITOR_MERGE_MINUTES", "30")
+    r = runner.invoke(cli, ["monitor", "scan", "--cohort-size", "1000"])
+    assert r.exit_code == 0, r.output
+    assert f"suspend_pending_review researcher {RES}" in r.output
+    assert ("researcher", RES) in {(s.scope, s.target) for s in reg.list_suspensions(LOCAL_OPERATOR, active_only=True)}

@@ -35,14 +35,25 @@ def _notifier():
         fail(f"notifier configuration: {exc}")
 
 
+def _ladder():
+    """The configured ladder (``BIOWARDEN_MONITOR_LADDER``...); a bad setting is a clear error (exit 2)."""
+    from biowarden.config import ConfigError
+    from biowarden.monitor.notify import ladder_from_settings
+
+    try:
+        return ladder_from_settings()
+    except ConfigError as exc:
+        fail(f"ladder configuration: {exc}")
+
+
 @contextmanager
-def _service(notifier=None):
+def _service(notifier=None, ladder=None):
     """(registry, monitor service) over the home's store; policy denials exit 3, bad input exits 2."""
     from biowarden.cli.registry_cmd import _registry
     from biowarden.monitor.service import MonitorService
 
     with _registry() as reg:
-        yield reg, MonitorService(reg, notifier=notifier)
+        yield reg, MonitorService(reg, notifier=notifier, ladder=ladder)
 
 
 def _who(reg, as_user: str | None):
@@ -254,8 +265,8 @@ def scan(
         cohort_size = pq.ParquetFile(parquet).metadata.num_rows
     if cohort_size < 1:
         fail("--cohort-size must be positive")
-    notifier = _notifier()
-    with _service(notifier) as (_reg, svc):
+    notifier, ladder = _notifier(), _ladder()
+    with _service(notifier, ladder) as (_reg, svc):
         out = svc.scan(cohort_size, enforce_actions=not no_enforce, full=full)
     if as_json:
         emit_json(out.to_dict())

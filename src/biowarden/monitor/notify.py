@@ -1,10 +1,22 @@
-"""The monitor's notification sender, as configured (``biowarden.config.load_notifier_settings``): the log
-sender by default, or e-mail through an SMTP relay."""
+"""The monitor's notification sender and escalation ladder, as configured (``biowarden.config``): the log
+sender by default, or e-mail through an SMTP relay; All of Us's ladder by default."""
 
 from __future__ import annotations
 
-from biowarden.config import NotifierSettings, load_notifier_settings
-from biowarden.monitor.incidents import LogNotifier, Notifier, SmtpNotifier
+from datetime import timedelta
+
+from biowarden.config import LadderSettings, NotifierSettings, load_ladder_settings, load_notifier_settings
+from biowarden.monitor.incidents import Ladder, LogNotifier, Notifier, SmtpNotifier
+
+
+def ladder_from_settings(settings: LadderSettings | None = None) -> Ladder:
+    """The configured ladder (read from the environment when ``settings`` is None)."""
+    settings = settings or load_ladder_settings()
+    return Ladder(
+        steps=settings.steps,
+        merge_window=timedelta(minutes=settings.merge_minutes),
+        lookback=timedelta(days=settings.lookback_days),
+    )
 
 
 def notifier_from_settings(settings: NotifierSettings | None = None) -> Notifier:
