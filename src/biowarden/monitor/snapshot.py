@@ -24,13 +24,12 @@ import hashlib
 import hmac
 import io
 import pickle
-import zlib
 from pathlib import Path
 
 from biowarden.monitor import detectors
 from biowarden.monitor.detectors import Monitor, MonitorConfig
 
-FORMAT = b"biowarden.monitor.snapshot/1"
+FORMAT = b"biowarden.monitor.snapshot/2"
 _PACKAGE = "biowarden.monitor."
 PURPOSE = "monitor/snapshot"
 
@@ -75,13 +74,14 @@ def mac(key: bytes, index: int, print_: str, blob: bytes) -> str:
 
 
 def dump(monitor: Monitor) -> bytes:
-    """The monitor's state (compressed pickle). Raises ``SnapshotError`` when it holds something that is
+    """The monitor's state (a pickle: zlib would save a quarter of its size for 2-3x the time, the bitmaps
+    and encoded participant sets being compact already). Raises ``SnapshotError`` when it holds something that is
     not plain state (the scan then keeps no snapshot and rebuilds next time)."""
     try:
         raw = pickle.dumps(monitor, protocol=4)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise SnapshotError(f"the detectors' state cannot be kept: {exc}") from None
-    return zlib.compress(raw, 1)
+    return raw
 
 
 class _Restricted(pickle.Unpickler):
@@ -103,7 +103,7 @@ def load(blob: bytes, key: bytes, index: int, print_: str, tag: str, config: Mon
     if not hmac.compare_digest(tag, mac(key, index, print_, blob)):
         raise SnapshotError("the snapshot's MAC does not verify")
     try:
-        monitor = _Restricted(io.BytesIO(zlib.decompress(blob))).load()
+        monitor = _Restricted(io.BytesIO(blob)).load()
     except SnapshotError:
         raise
     except Exception as exc:  # corrupt bytes of any kind: refused, the scan rebuilds
