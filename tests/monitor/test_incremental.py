@@ -67,11 +67,13 @@ def _events() -> list[LedgerEvent]:
 
 
 def _canon(x):
-    """The detectors' state as plain comparable values (sets sorted, bitmaps as lists, objects as dicts)."""
+    """The detectors' state as plain comparable values (sets sorted, bitmaps as lists, objects as dicts),
+    without the caches a snapshot keeps empty (``snapshot.CACHES``: they change no result)."""
     if isinstance(x, BitMap):
         return ("bitmap", list(x))
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return (type(x).__name__, {f.name: _canon(getattr(x, f.name)) for f in dataclasses.fields(x)})
+        kept = [f.name for f in dataclasses.fields(x) if (type(x).__name__, f.name) not in snapshot.CACHES]
+        return (type(x).__name__, {name: _canon(getattr(x, name)) for name in kept})
     if isinstance(x, dict):
         return {k: _canon(v) for k, v in x.items()}
     if isinstance(x, set | frozenset):
@@ -227,3 +229,26 @@ def test_the_snapshot_reader_takes_only_classes_of_the_monitor(world):
     assert isinstance(snapshot.load(good, key, 7, fp, snapshot.mac(key, 7, fp, good), config), Monitor)
     with pytest.raises(snapshot.SnapshotError, match="MAC"):  # the MAC binds the ledger index too
         snapshot.load(good, key, 8, fp, snapshot.mac(key, 7, fp, good), config)
+
+
+def test_the_snapshot_keeps_caches_empty_and_results_unchanged(world, db):
+    """A kept state without the re-pull cache files the same alerts as one with it."""
+    reg, _svc, config = world
+    events = _events()
+    _append(reg, db, events)
+    entries = [e for e in reg.audit.ledger.entries() if e.kind in {EXPORT_KIND, *DENIED_KINDS}]
+    half = len(entries) // 2
+    warm = Monitor(config)
+    replay_batch(entries[:half], warm, None, precheck=False)
+    assert any(app.seen for app in warm.applications.values())  # the cache is in use
+    key = reg.audit.keyring.key(snapshot.PURPOSE)
+    fp = snapshot.fingerprint(config)
+    blob = snapshot.dump(warm)
+    resumed = snapshot.load(blob, key, half, fp, snapshot.mac(key, half, fp, blob), config)
+    assert not any(app.seen for app in resumed.applications.values())
+    a = replay_batch(entries[half:], warm, IncidentBook(), precheck=False)
+    b = replay_batch(entries[half:], resumed, IncidentBook(), precheck=False)
+    assert [(x.at, x.detector, x.target, x.detail) for x in a.alerts] == [
+        (x.at, x.detector, x.target, x.detail) for x in b.alerts
+    ]
+    assert len(a.alerts) > 5 and _canon(warm) == _canon(resumed)
