@@ -4,7 +4,8 @@ A new account in a new application has no history of its own, so its export size
 whole platform's researchers. The platform mixes large genomics projects with small clinical ones, so a
 large first export is a signal worth recording, but not evidence of misuse: it must not climb the
 ladder to a suspension on its own (the demo's first months of traffic suspended four genomics researchers
-that way). Once the researcher has a history, a jump against it still warns."""
+that way). A size extreme even against the platform is still critical, and the pre-check holds it; once the
+researcher has a history, a jump against it warns."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -47,10 +48,8 @@ def test_a_new_large_study_is_a_signal_against_the_platform_not_a_suspension():
     start = T0 + timedelta(days=3)
     sizes = []
     actions = []
-    for k in range(4):  # four genomics pulls in a day: 20,000 participants (4% of the cohort) x 60 fields
-        alerts, acted = _drive(
-            monitor, book, _export(start + timedelta(hours=2 * k), "g@x", "G-1", 100_000, 20_000, 60)
-        )
+    for k in range(4):  # four pulls in a day of a larger study: 5,000 participants x 30 fields
+        alerts, acted = _drive(monitor, book, _export(start + timedelta(hours=2 * k), "g@x", "G-1", 100_000, 5_000, 30))
         sizes += [a for a in alerts if a.detector == "export_size"]
         actions += acted
     assert sizes, "the platform comparison must still record the unusual size"
@@ -68,3 +67,11 @@ def test_a_jump_against_the_researchers_own_history_still_warns():
     alerts, _ = _drive(monitor, book, _export(start + timedelta(days=7), "r@x", "R-1", 200_000, 20_000, 60))
     sizes = [a for a in alerts if a.detector == "export_size"]
     assert sizes and sizes[0].severity in (WARN, "critical") and "own history" in sizes[0].detail
+
+
+def test_a_size_extreme_even_against_the_platform_is_held_before_it_leaves():
+    monitor, book = Monitor(MonitorConfig(cohort_size=COHORT)), IncidentBook()
+    _platform(monitor, book)
+    huge = _export(T0 + timedelta(days=3), "n@x", "N-1", 300_000, 40_000, 100)  # 4,000,000 cells, 8% of the cohort
+    held = [a for a in monitor.precheck(huge) if a.block]
+    assert held and held[0].detector == "export_size" and "platform" in held[0].detail

@@ -5,7 +5,8 @@
 2. Robust z-scores (median and MAD of log cells) against the researcher's own history, or against peers
    while the researcher has little history: the application's colleagues, else the whole platform. The
    platform mixes genomics projects with small clinical ones, so a new account in a new application that
-   stands out from it gets an info signal (recorded, scored lightly), never a warning on that alone.
+   stands out from it gets an info signal (recorded, scored lightly) rather than a warning; only a size
+   extreme even against the platform (the critical bar) holds the export.
 3. An EWMA of the fraction of NEW participants in each export of an application: ordinary projects re-pull
    their study population, so after the first pulls almost nothing is new; slow, steady pulls (salami
    slicing) bring new participants export after export and the average stays near one.
@@ -662,8 +663,9 @@ class Monitor:
         z = (x - med) / max(mad, c.mad_floor) - shift
         if z < c.z_warn:
             return []
-        # against the whole platform a large study's first pulls look extreme: a signal, not evidence
-        severity = INFO if shift else CRITICAL if z >= c.z_critical else WARN
+        # against the whole platform a large study's first pulls look unusual: a signal, not evidence, unless
+        # the size is extreme even there (critical: the pre-check holds the export)
+        severity = CRITICAL if z >= c.z_critical else INFO if shift else WARN
         return [
             Alert(
                 act.at,
