@@ -20,7 +20,7 @@ Anything refused means a rebuild from the ledger, never a wrong state.
 
 from __future__ import annotations
 
-import copyreg
+import copy
 import hashlib
 import hmac
 import io
@@ -75,22 +75,33 @@ def mac(key: bytes, index: int, print_: str, blob: bytes) -> str:
 
 
 # Caches that only save work (the detectors' results do not depend on them) are kept empty, as (class in
-# ``monitor.detectors``, attribute): an application's last few encoded participant sets, which let re-pulls
-# skip decoding, are two thirds of the state for a 500,000-participant cohort. A class or attribute that is
+# ``monitor.detectors``, attribute): an application's last few encoded participant sets (and digests of
+# older ones), which let re-pulls skip decoding, are two thirds of the state for a 500,000-participant
+# cohort. A class or attribute that is
 # no longer there is kept whole, so a change to the detectors costs size, never correctness.
-CACHES = (("_Application", "seen"),)
+CACHES = (("_Application", "seen"), ("_Application", "seen_digests"))
 
 
 class _Pickler(pickle.Pickler):
     def __init__(self, file) -> None:
         super().__init__(file, protocol=4)
-        self._caches = {cls: attr for name, attr in CACHES if isinstance(cls := getattr(detectors, name, None), type)}
+        self._caches: dict[type, list[str]] = {}
+        for name, attr in CACHES:
+            cls = getattr(detectors, name, None)
+            if isinstance(cls, type):
+                self._caches.setdefault(cls, []).append(attr)
 
     def reducer_override(self, obj):
-        attr = self._caches.get(type(obj))
-        if attr is None or not isinstance(getattr(obj, attr, None), list) or not hasattr(obj, "__dict__"):
+        attrs = self._caches.get(type(obj))
+        if attrs is None:
             return NotImplemented
-        return copyreg.__newobj__, (type(obj),), {**vars(obj), attr: []}
+        empty = {a: type(v)() for a in attrs if isinstance(v := getattr(obj, a, None), list | dict | set) and v}
+        if not empty:
+            return NotImplemented
+        clone = copy.copy(obj)  # (with or without slots) the same record with its caches emptied
+        for a, v in empty.items():
+            setattr(clone, a, v)
+        return clone.__reduce_ex__(4)
 
 
 def dump(monitor: Monitor) -> bytes:
