@@ -64,6 +64,18 @@ def test_an_injected_compromised_account_ranks_first():
         ranker.rank(recent, "platform", COHORT)
 
 
+def test_salami_slicing_under_the_caps_ranks_first_at_every_scope():
+    cfg = SimConfig(cohort_size=COHORT, applications=80, institutions=12, months=2, seed=22)
+    acts, _ = ordinary_traffic(cfg)
+    at = START + timedelta(days=40)
+    acts += attack("salami_slicing", cfg, at, np.random.default_rng(9))
+    now = at + timedelta(days=15)
+    recent = [a for a in acts if now - timedelta(days=30) <= a.at <= now]
+    tops = {scope: ranker.rank(recent, scope, COHORT, limit=2) for scope in ranker.SCOPES}
+    assert [tops[s][0].target for s in ranker.SCOPES] == ["slicer@eastbury.ac.uk", "A-9002", "Eastbury College"]
+    assert tops["researcher"][0].why[0]["signal"] == "coverage"
+
+
 @pytest.fixture
 def world(db):
     acts, now = _traffic()

@@ -3,14 +3,16 @@ review that never suspends anyone on its own.
 
 Each actor (researcher, application or institution) gets a vector of signals over a window of activities:
 exports, log total and largest export in cells (rows x fields), share of the cohort covered by the union of
-its exports, exports per active day, the shares of its activity at night and at weekends, denied requests,
-and how many networks and clients it used. Every signal is put on a robust scale (median and MAD across the
-actors; where more than half the actors share one value, the mean absolute deviation from the median, and
-a small floor per signal), and the actor's score is its Stahel-Donoho outlyingness (Stahel 1981, Donoho
-1982): the largest robust z-score of its projection over many directions, here the signal axes themselves
-and 256 random unit directions drawn from a fixed seed. A projection standardised by its own median and MAD
-cannot be dominated by a few extreme actors, so a handful of strange actors do not hide each other the way
-they would under a mean and covariance; the ranking is deterministic.
+its exports, exports per active day, the shares of its activity at night and at weekends (shrunk towards
+none for actors with few activities), denied requests, and how many networks and clients it used. Every
+signal is put on a robust scale (median and MAD across the actors; where more than half the actors share
+one value, the mean absolute deviation from the median; never below a floor per signal), and the actor's
+score is its Stahel-Donoho outlyingness (Stahel 1981, Donoho 1982): the largest robust z-score of its
+projection over many directions, here the signal axes themselves and 256 random unit directions drawn from
+a fixed seed, each projection standardised by its own median and MAD (floored at half a unit). Medians
+and MADs are not dragged by a few extreme actors, so strange actors do not hide each other the way they
+would under a mean and covariance, and an actor unusual only in a combination of signals (each within
+range) still stands out; the ranking is deterministic.
 
 What it is not: it has no threshold and raises no alert; it files nothing and asks for no action. A high
 score says "unlike the rest in this window", which includes the innocent (a new genomics project pulling
@@ -44,11 +46,14 @@ SIGNALS = (
     "clients",
 )
 # the smallest scale of each signal (in its own units): a difference below this never counts as unusual
-FLOORS = np.array([1.0, 0.5, 0.5, 0.002, 0.5, 0.05, 0.05, 1.0, 1.0, 1.0])
+FLOORS = np.array([1.0, 0.5, 0.5, 0.002, 0.5, 0.1, 0.1, 1.0, 1.0, 1.0])
+# night and weekend shares are counted as if each actor had SHRINK more daytime weekday activities: one
+# activity at 3 a.m. is not "all of its activity at night" (few activities, little evidence)
+SHRINK = 4
 SCOPES = ("researcher", "application", "institution")
 MIN_ACTORS = 8
 DIRECTIONS = 256
-PROJECTION_FLOOR = 0.2
+PROJECTION_FLOOR = 0.5
 SEED = 2026
 NIGHT_HOURS = frozenset(range(6))
 
@@ -137,8 +142,8 @@ def signals(activities: Iterable[Activity], scope: str, cohort_size: int) -> tup
             math.log1p(t.max_cells),
             len(t.participants) / cohort_size,
             t.exports / max(len(t.days), 1),
-            t.night / t.activities,
-            t.weekend / t.activities,
+            t.night / (t.activities + SHRINK),
+            t.weekend / (t.activities + SHRINK),
             t.denied,
             len(t.networks),
             len(t.clients),
@@ -168,8 +173,9 @@ def outlyingness(x: np.ndarray, *, directions: int = DIRECTIONS, seed: int = SEE
     u = rng.standard_normal((d, directions))
     u /= np.linalg.norm(u, axis=0)
     proj = z @ np.hstack([np.eye(d), u])
-    # a projection's scale is floored at PROJECTION_FLOOR robust SDs of a signal: a population packed into a
-    # thinner band than that (actors that nearly all share a value) does not make tiny differences unusual
+    # a projection's scale is floored at PROJECTION_FLOOR robust units: a population packed into a thinner
+    # band than that (actors that nearly all share a value) magnifies a difference at most 1/PROJECTION_FLOOR
+    # times, while a point off a tight relation between signals still stands out
     pmed, pscale = _robust_scale(proj, PROJECTION_FLOOR)
     return (np.abs(proj - pmed) / pscale).max(axis=1), z
 
