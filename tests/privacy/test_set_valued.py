@@ -303,6 +303,7 @@ def test_set_labels_parse_back_exactly():
 
 
 CENTRES = ["11012", "11021", "11011", "11008", "11003", "11020", "11005", "11004"]  # regions not in code order
+CODES = ["K40", "K401", "A1", "B12", "\u00c912", "K4", "A10"]  # texts of several widths, one escaped in JSON
 
 
 def _random_sets(rng: np.random.Generator, n: int, kind: str) -> list:
@@ -317,7 +318,8 @@ def _random_sets(rng: np.random.Generator, n: int, kind: str) -> list:
             days = rng.integers(0, 8 * 365, rng.integers(1, 5))
             out.append([D(2008, 1, 1) + dt.timedelta(days=int(x)) for x in days])
         else:
-            out.append([CENTRES[int(x)] for x in rng.integers(0, len(CENTRES), rng.integers(1, 4))])
+            pool = CENTRES if kind == "centre" else CODES
+            out.append([pool[int(x)] for x in rng.integers(0, len(pool), rng.integers(1, 4))])
     return out
 
 
@@ -340,16 +342,22 @@ def _reference_set_hierarchy(name: str, sets: list, element) -> Hierarchy:
 
 
 @pytest.mark.parametrize(
-    ("kind", "spec"), [("date", "date:month,quarter,year,5y,10y"), ("centre", "coding:ukb-centre-region")]
+    ("kind", "spec"),
+    [
+        ("date", "date:month,quarter,year,5y,10y"),
+        ("centre", "coding:ukb-centre-region"),
+        ("code", "coding:opcs4-chapter"),
+    ],
 )
 def test_column_wise_set_hierarchy_equals_the_row_by_row_one(kind, spec):
     """Built from the column (codes per level, labels rendered only when read) or from the set texts, the
     hierarchy has the rows, codes (numbered alike), leaves and labels of one built row by row in Python;
-    the centre hierarchy's region labels are not in the codes' order, so sets are re-sorted per level."""
+    the centre hierarchy's region labels are not in the codes' order, so sets are re-sorted per level; the
+    codes' texts differ in width, so the rows are put in order by their texts, not their element codes."""
     from biowarden.privacy.data import set_codes
     from biowarden.privacy.hierarchy import build_set_hierarchy, set_hierarchy
 
-    rng = np.random.default_rng(5 if kind == "date" else 6)
+    rng = np.random.default_rng({"date": 5, "centre": 6, "code": 7}[kind])
     sets = _random_sets(rng, 3000, kind)
     typ = pa.date32() if kind == "date" else pa.string()
     column = pa.chunked_array([pa.array(sets[:1000], pa.list_(typ)), pa.array(sets[1000:], pa.list_(typ))])
@@ -363,6 +371,9 @@ def test_column_wise_set_hierarchy_equals_the_row_by_row_one(kind, spec):
             assert np.array_equal(got.leaves[lv], want.leaves[lv]), lv
         assert got.labels == want.labels and got.rows == want.rows and got.index == want.index
         assert got.is_functional()
+    # the distinct sets in their texts' order (many sets here are prefixes of others)
+    sets = set_codes(column)
+    assert sets.texts().take(pa.array(sets.order())).to_pylist() == sorted(set(texts))
     # every record's row found by its canonical text, with Arrow or from a list
     h = set_hierarchy(OPS, set_codes(column), spec)
     assert h.encode(pa.array(texts)).tolist() == [want.index[t] for t in texts] == h.encode(texts).tolist()

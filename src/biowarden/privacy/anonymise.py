@@ -838,8 +838,10 @@ def _value_rows(column: pa.ChunkedArray | pa.Array, h: Hierarchy) -> np.ndarray:
     if is_set_valued(arr.type):
         sets = set_codes(arr)
         return h.encode(sets.texts())[sets.codes]
-    enc = pc.dictionary_encode(as_strings(arr))
-    return h.encode(enc.dictionary)[np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(arr.type.value_type)
+    enc = pc.dictionary_encode(arr, null_encoding="encode")  # each distinct value rendered once
+    return h.encode(as_strings(enc.dictionary))[np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)]
 
 
 def _generalise_set(

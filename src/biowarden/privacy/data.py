@@ -112,6 +112,43 @@ class SetCodes:
         return pc.if_else(pa.array(self.missing), pa.scalar(NULL_VALUE, pa.string()), text).cast(pa.string())
 
 
+    def gather(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The elements of sets ``ids``, one run after another, and the runs' lengths."""
+        ids = np.asarray(ids, dtype=np.int64)
+        starts = self.offsets[ids]
+        lens = self.offsets[ids + 1] - starts
+        owner = run_owner(lens)
+        within = np.arange(len(owner), dtype=np.int64) - (np.cumsum(lens) - lens)[owner]
+        return self.flat[starts[owner] + within], lens
+
+    def order(self) -> np.ndarray:
+        """The distinct sets in the order of their canonical texts. When every element's quoted text has the
+        same width and no escape (dates), the texts compare as their runs of element codes followed by an
+        end mark above every code (',' sorts before ']', '"' before ']', and a missing set's ``NULL`` before
+        '['), so the runs are sorted as big-endian byte strings instead of the texts."""
+        import json
+
+        quoted = [json.dumps(e) for e in self.elements]
+        if len({len(q) for q in quoted}) > 1 or any("\\" in q for q in quoted):
+            return np.asarray(pc.array_sort_indices(self.texts()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        end = len(self.elements)
+        width = _code_width(end + 1)
+        lens = np.diff(self.offsets)
+        ends = np.cumsum(lens + 1)
+        runs = np.full(int(ends[-1]) if len(ends) else 0, end, dtype=f">u{width}")
+        owner = run_owner(lens, len(self.flat))
+        runs[(ends - lens - 1)[owner] + (np.arange(len(self.flat)) - self.offsets[:-1][owner])] = self.flat
+        offsets = np.concatenate([[0], ends * width]).astype(np.int64)
+        validity, nulls = None, int(self.missing.sum())
+        if nulls:
+            validity = pa.array(~self.missing).buffers()[1]
+        keys = pa.Array.from_buffers(
+            pa.large_binary(), len(lens), [validity, pa.py_buffer(offsets), pa.py_buffer(runs)], null_count=nulls
+        )
+        order = pc.array_sort_indices(keys, null_placement="at_start")
+        return np.asarray(order.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
 class SetTexts(Sequence[str]):
     """The canonical texts of an encoding's distinct sets as a sequence of strings, rendered on first use
     (a histogram's dictionary for a set-valued column: the search itself only needs its length)."""

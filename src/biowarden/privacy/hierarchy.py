@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from biowarden.privacy.data import SetCodes, SetTexts, code_strings, run_owner, set_codes, sort_within
+from biowarden.privacy.data import SetCodes, SetTexts, code_strings, set_codes, sort_within
 
 TOP = "*"
 NULL_VALUE = "NULL"  # how biowarden.privacy.data renders a missing value
@@ -171,6 +171,12 @@ class Hierarchy:
     def rows_of(self, dictionary: Sequence[str]) -> np.ndarray:
         """Row indices of a histogram dictionary's values (:meth:`encode`)."""
         return self.encode(dictionary)
+
+    def up_is_tree(self, lower: int, upper: int) -> bool:
+        """True when every label of level ``lower`` has a single label at level ``upper``."""
+        parent = np.full(self.num_labels(lower), -1, dtype=np.int64)
+        parent[self.codes[lower]] = self.codes[upper]
+        return bool(np.array_equal(parent[self.codes[lower]], self.codes[upper]))
 
     def is_functional(self) -> bool:
         """True when every label of level l has a single parent at level l+1 (a tree)."""
@@ -571,37 +577,62 @@ class SetHierarchy(Hierarchy):
     coarsens the tuple, so the hierarchy is a tree whenever ``element`` is, and the lattice search stays
     exact. A missing set stays missing below the top; an empty set stays empty.
 
-    Built column-wise from :class:`~biowarden.privacy.data.SetCodes`: at every level each set's element
-    codes are mapped to their labels' codes (in label text order, so a sorted set stays sorted when the
-    element hierarchy is monotone, and is re-sorted otherwise) and the sets are dictionary-encoded as byte
-    strings of those codes. Codes are numbered as for any hierarchy (first appearance down the rows, the
-    rows in the order of their level-0 texts); label texts are rendered only when read.
+    Built column-wise from :class:`~biowarden.privacy.data.SetCodes`: at a level each set's element codes
+    are mapped to their labels' codes (in label text order, so a sorted set stays sorted when the element
+    hierarchy is monotone, and is re-sorted otherwise) and the sets are dictionary-encoded as byte strings
+    of those codes; where the element hierarchy is a tree from the level below, only one set per label of
+    the level below is generalised (its label there decides its label here). Codes are numbered as for any
+    hierarchy (first appearance down the rows, the rows in the order of their level-0 texts); label texts,
+    those of level 0 included, are rendered only when read.
     """
 
     def __init__(
-        self, name: str, sets: SetCodes, element: Hierarchy, row_sets: np.ndarray, values: pa.Array
+        self,
+        name: str,
+        sets: SetCodes,
+        element: Hierarchy,
+        row_sets: np.ndarray,
+        values: pa.Array | None = None,
     ) -> None:
-        """Row ``r`` (level-0 text ``values[r]``, distinct) is set ``row_sets[r]`` of ``sets``; ``element``
-        generalises the elements (``sets.elements``), its own top level replaced by the set's."""
+        """Row ``r`` is set ``row_sets[r]`` of ``sets``, with level-0 text ``values[r]`` (distinct; the sets'
+        canonical texts when None); ``element`` generalises the elements (``sets.elements``), its own top
+        level replaced by the set's."""
         self.element = element
         self._sets = sets
         self._row_sets = np.asarray(row_sets, dtype=np.int64)
-        rows = len(values)
+        rows = len(self._row_sets)
         codes: list[np.ndarray] = [np.arange(rows, dtype=np.int64)]
         counts = [rows]
         labels: list[pa.Array | None] = [values]
         for level in range(1, element.height - 1):
-            keys = code_strings(
-                self._generalised(level), np.diff(sets.offsets), element.num_labels(level), sets.missing
-            )
-            enc = pc.dictionary_encode(keys.take(pa.array(self._row_sets)), null_encoding="encode")
-            codes.append(np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64))
+            below = codes[-1]
+            if level > 1 and element.up_is_tree(level - 1, level):
+                first = first_rows(below)  # one set per label of the level below
+                enc = pc.dictionary_encode(self._keys(level, self._row_sets[first]), null_encoding="encode")
+                label_of = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+                codes.append(label_of[below])
+            else:
+                enc = pc.dictionary_encode(self._keys(level, self._row_sets), null_encoding="encode")
+                codes.append(np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64))
             counts.append(len(enc.dictionary))
             labels.append(None)
         codes.append(np.zeros(rows, dtype=np.int64))
         counts.append(1)
         labels.append(pa.array([TOP], pa.string()))
         self._encoded(name, codes, counts, labels)
+
+    def _keys(self, level: int, ids: np.ndarray) -> pa.Array:
+        """Sets ``ids`` generalised to ``level``, as byte strings of their label codes (null for a missing set)."""
+        per_element, _ = self._label_order(level)
+        sets = self._sets
+        if len(ids) == sets.num_sets:  # every set: generalise them in place, then pick
+            gen, lens = self._generalised(level), np.diff(sets.offsets)
+            return code_strings(gen, lens, len(per_element), sets.missing).take(pa.array(ids))
+        flat, lens = sets.gather(ids)
+        gen = per_element[flat]
+        if _unsorted(per_element):
+            gen = sort_within(gen, lens, len(per_element))
+        return code_strings(gen, lens, len(per_element), sets.missing[ids])
 
     @property
     def sets(self) -> SetCodes:
@@ -633,23 +664,41 @@ class SetHierarchy(Hierarchy):
         """Every distinct set's elements at ``level`` (label ranks, ascending within each set)."""
         per_element, _ = self._label_order(level)
         gen = per_element[self._sets.flat]
-        if len(per_element) > 1 and bool((per_element[1:] < per_element[:-1]).any()):
+        if _unsorted(per_element):
             gen = sort_within(gen, np.diff(self._sets.offsets), len(per_element))
         return gen
 
     def _render(self, level: int) -> pa.Array:
-        """The canonical texts of a level's labels: each label's first set, its elements generalised."""
+        """The canonical texts of a level's labels: each label's first set, its elements generalised (at
+        level 0, the sets' own texts)."""
         sets = self._sets
-        _, first = np.unique(self.codes[level], return_index=True)
-        chosen = self._row_sets[first]
-        starts, ends = sets.offsets[chosen], sets.offsets[chosen + 1]
-        lens = ends - starts
-        owner = run_owner(lens)
-        picked = starts[owner] + (np.arange(len(owner), dtype=np.int64) - (np.cumsum(lens) - lens)[owner])
-        _, texts = self._label_order(level)
-        gen = self._generalised(level)[picked] if len(picked) else np.zeros(0, dtype=np.int64)
+        if level == 0:
+            return sets.texts().take(pa.array(self._row_sets))
+        chosen = self._row_sets[first_rows(self.codes[level])]
+        per_element, texts = self._label_order(level)
+        flat, lens = sets.gather(chosen)
+        gen = per_element[flat]
+        if _unsorted(per_element):
+            gen = sort_within(gen, lens, len(per_element))
         label_sets = SetCodes(texts, gen, np.concatenate([[0], np.cumsum(lens)]), sets.missing[chosen], chosen)
         return label_sets.texts()
+
+
+def _unsorted(per_element: np.ndarray) -> bool:
+    """Whether mapping ascending element codes through ``per_element`` can leave a set out of order."""
+    return len(per_element) > 1 and bool((per_element[1:] < per_element[:-1]).any())
+
+
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """The first row of each code, for codes numbered in order of first appearance (so the first rows are
+    where a code exceeds every code before it)."""
+    codes = np.asarray(codes)
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64)
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    np.greater(codes[1:], np.maximum.accumulate(codes)[:-1], out=new[1:])
+    return np.flatnonzero(new)
 
 
 def _element_hierarchy(name: str, sets: SetCodes, element_spec: str, folder: str | Path | None) -> Hierarchy:
@@ -666,10 +715,7 @@ def set_hierarchy(
     """The :class:`SetHierarchy` of an encoded set-valued column (its rows the column's distinct sets, in
     the order of their canonical texts), elements generalised by ``element_spec`` (any spec but another
     ``set:``)."""
-    element = _element_hierarchy(name, sets, element_spec, folder)
-    texts = sets.texts()
-    order = np.asarray(pc.sort_indices(texts).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return SetHierarchy(name, sets, element, order, texts.take(pa.array(order)))
+    return SetHierarchy(name, sets, _element_hierarchy(name, sets, element_spec, folder), sets.order())
 
 
 def build_set_hierarchy(
