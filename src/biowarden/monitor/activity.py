@@ -204,16 +204,10 @@ ExportFields = tuple[datetime, str, str, str, int, int, str, str, datetime | Non
 _EXPORT_KEYS = ("application", "client", "fields", "institution", "network", "participants", "researcher", "rows")
 
 
-def _count(token: str, end: str) -> bool:
-    """``token`` is ``:<digits><end>``: a non-negative count between a key and the next member or the end."""
-    digits = token[1:-1]
-    return token[:1] == ":" and token[-1:] == end and digits.isascii() and digits.isdigit()
-
-
 def export_fields(at: datetime, text: str) -> ExportFields | None:
     """An export's fields from its ledger text when it has the layout the platform writes (``Activity.payload``
     with its participants, with or without ``app_expires`` and ``release_id``; strings without escapes,
-    non-negative counts): the same values as ``from_text``, by one ``str.split`` on the quotes instead of a
+    non-negative counts): the same values as ``from_text``, by splitting the text on its quotes instead of a
     parse. None for anything else (the caller then reads the text with ``from_entries``).
 
     Without a backslash a JSON text's quotes are exactly its strings' delimiters, so splitting on them
@@ -226,12 +220,23 @@ def export_fields(at: datetime, text: str) -> ExportFields | None:
     its members or is refused."""
     if "\\" in text:
         return None
-    t = text.split('"')
-    o = 4 if t[1:2] == ["app_expires"] else 0  # the optional leading member
-    p = 4 if t[o + 23 : o + 24] == ["release_id"] else 0  # the optional member after the participants
-    if len(t) != 29 + o + p:
+    o = 4 if text.startswith('{"app_expires":"') else 0  # the optional leading member
+    # Split up to the participants' base64 (most of the text), then cut it at its closing quote: ``str.split``
+    # looks at every character, ``str.find`` of one character does not.
+    t = text.split('"', o + 21)
+    if len(t) != o + 22:
         return None
-    fields, rows = t[o + 10], t[o + p + 28]
+    rest = t[o + 21]
+    end = rest.find('"')
+    if end < 0:
+        return None
+    t[o + 21] = rest[:end]
+    t += rest[end + 1 :].split('"')
+    n = len(t)
+    p = 4 if n >= 33 + o and t[o + 23] == "release_id" else 0  # the optional member after the participants
+    if n != 29 + o + p:
+        return None
+    fields, rows = t[o + 10][1:-1], t[o + p + 28][1:-1]  # ":12," and ":5}" without the separators
     if not (
         t[0] == "{"
         and (o == 0 or (t[2] == ":" and t[4] == ","))
@@ -242,8 +247,14 @@ def export_fields(at: datetime, text: str) -> ExportFields | None:
         and t[o + 12 : o + 23 : 2] == [":", ",", ":", ",", ":", ","]
         and t[o + p + 24] == ":"
         and t[o + p + 26] == ","
-        and _count(fields, ",")
-        and _count(rows, "}")
+        and t[o + 10][:1] == ":"
+        and t[o + 10][-1:] == ","
+        and t[o + p + 28][:1] == ":"
+        and t[o + p + 28][-1:] == "}"
+        and fields.isascii()
+        and fields.isdigit()
+        and rows.isascii()
+        and rows.isdigit()
     ):
         return None
     return (
@@ -251,8 +262,8 @@ def export_fields(at: datetime, text: str) -> ExportFields | None:
         t[o + p + 25],  # researcher
         t[o + 3],  # application
         t[o + 13],  # institution
-        int(rows[1:-1]),
-        int(fields[1:-1]),
+        int(rows),
+        int(fields),
         t[o + 17],  # network
         t[o + 7],  # client
         _expiry(t[3]) if o and t[3] else None,

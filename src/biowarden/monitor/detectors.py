@@ -234,6 +234,7 @@ class _Application:
     ewma: float | None = None
     log_cells: _Window = field(default_factory=lambda: _Window(HISTORY))
     seen: list[str] = field(default_factory=list)  # encoded participant sets already in ``coverage``...
+    seen_texts_digests: list[bytes | None] = field(default_factory=list)  # (their digests, where known)
     seen_digests: dict[bytes, None] = field(default_factory=dict)  # ...and older ones, by ``_digest``
     institution: str = ""  # the institution of its first export...
     one_institution: bool = True  # ...and whether every export since came from it (coverage nests in its)
@@ -246,8 +247,9 @@ class _Application:
         seen = self.seen
         if encoded in seen:
             if seen[-1] != encoded:
-                seen.remove(encoded)
-                seen.append(encoded)
+                i = seen.index(encoded)
+                seen.append(seen.pop(i))
+                self.seen_texts_digests.append(self.seen_texts_digests.pop(i))
             return True
         digests = self.seen_digests
         if not digests:
@@ -256,16 +258,18 @@ class _Application:
         if digest not in digests:
             return False
         del digests[digest]
-        self.remember(encoded)
+        self.remember(encoded, digest)
         return True
 
-    def remember(self, encoded: str) -> None:
-        """Note a participant text whose participants are now all in the coverage."""
-        seen = self.seen
+    def remember(self, encoded: str, digest: bytes | None = None) -> None:
+        """Note a participant text (and its digest, if known) whose participants are all in the coverage."""
+        seen, known = self.seen, self.seen_texts_digests
         seen.append(encoded)
+        known.append(digest)
         if len(seen) > SEEN_TEXTS:
             digests = self.seen_digests
-            digests[_digest(seen.pop(0))] = None
+            old, digest = seen.pop(0), known.pop(0)
+            digests[_digest(old) if digest is None else digest] = None
             if len(digests) > SEEN_SETS:
                 del digests[next(iter(digests))]  # the oldest
 
@@ -413,7 +417,7 @@ class Monitor:
             c.ewma_min_share,
         )
         researchers, applications, pulling = self.researchers, self.applications, self._pulling
-        peers = self._peer_log_cells
+        peers, peer_seen = self._peer_log_cells, self._peer_seen
         log1p = math.log1p
         i = start
         decoded: BitMap | None = None
@@ -495,8 +499,8 @@ class Monitor:
             peers.append(x)
             if len(peers) > 4000:
                 del peers[:2000]
-            self._peer_seen += 1
-            if self._peer_seen % 500 == 0:
+            peer_seen += 1
+            if peer_seen % 500 == 0:
                 self._peer_stats = None
             r.hours[hour] += 1
             r.n_hours += 1
@@ -506,6 +510,7 @@ class Monitor:
                 r.clients.add(client)
             r.last_at = at
             i += 1
+        self._peer_seen = peer_seen
         return i, decoded
 
     def quiet_denied(self, at: datetime, researcher: str) -> bool:
