@@ -62,7 +62,6 @@ def _state(m: Monitor) -> dict:
                 a.ewma,
                 list(a.log_cells.values),
                 list(a.seen),
-                list(a.seen_texts_digests),
                 list(a.seen_digests),
                 a.institution,
                 a.one_institution,

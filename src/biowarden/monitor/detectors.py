@@ -234,7 +234,6 @@ class _Application:
     ewma: float | None = None
     log_cells: _Window = field(default_factory=lambda: _Window(HISTORY))
     seen: list[str] = field(default_factory=list)  # encoded participant sets already in ``coverage``...
-    seen_texts_digests: list[bytes | None] = field(default_factory=list)  # (their digests, where known)
     seen_digests: dict[bytes, None] = field(default_factory=dict)  # ...and older ones, by ``_digest``
     institution: str = ""  # the institution of its first export...
     one_institution: bool = True  # ...and whether every export since came from it (coverage nests in its)
@@ -242,34 +241,23 @@ class _Application:
     def recall(self, encoded: str) -> bool:
         """Whether the application exported exactly this participant text before: then all of it is in its
         coverage, and the text need not be decoded. Re-pulling the same set is the common case, so the last
-        ``SEEN_TEXTS`` texts recalled or remembered are compared as they are, older ones by digest; a recalled
-        text becomes the most recent (recalling it again at once changes nothing)."""
+        ``SEEN_TEXTS`` texts decoded are compared as they are (one recalled becomes the most recent), older
+        ones by digest. Recalling a text again at once changes nothing."""
         seen = self.seen
         if encoded in seen:
             if seen[-1] != encoded:
-                i = seen.index(encoded)
-                seen.append(seen.pop(i))
-                self.seen_texts_digests.append(self.seen_texts_digests.pop(i))
+                seen.remove(encoded)
+                seen.append(encoded)
             return True
-        digests = self.seen_digests
-        if not digests:
-            return False
-        digest = _digest(encoded)
-        if digest not in digests:
-            return False
-        del digests[digest]
-        self.remember(encoded, digest)
-        return True
+        return bool(self.seen_digests) and _digest(encoded) in self.seen_digests
 
-    def remember(self, encoded: str, digest: bytes | None = None) -> None:
-        """Note a participant text (and its digest, if known) whose participants are all in the coverage."""
-        seen, known = self.seen, self.seen_texts_digests
+    def remember(self, encoded: str) -> None:
+        """Note a participant text whose participants are now all in the coverage."""
+        seen = self.seen
         seen.append(encoded)
-        known.append(digest)
         if len(seen) > SEEN_TEXTS:
             digests = self.seen_digests
-            old, digest = seen.pop(0), known.pop(0)
-            digests[_digest(old) if digest is None else digest] = None
+            digests[_digest(seen.pop(0))] = None
             if len(digests) > SEEN_SETS:
                 del digests[next(iter(digests))]  # the oldest
 
