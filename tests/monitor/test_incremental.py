@@ -252,3 +252,22 @@ def test_the_snapshot_keeps_caches_empty_and_results_unchanged(world, db):
         (x.at, x.detector, x.target, x.detail) for x in b.alerts
     ]
     assert len(a.alerts) > 5 and _canon(warm) == _canon(resumed)
+
+
+def test_a_scan_that_dies_while_committing_leaves_nothing_half_written(world, db, monkeypatch):
+    reg, svc, _config = world
+    _append(reg, db, _events())
+    size = reg.audit.ledger.size()
+
+    def broken(*_args, **_kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(svc.store, "set_snapshot", broken)
+    with pytest.raises(OSError, match="disk full"):
+        svc.scan(COHORT)
+    assert reg.audit.ledger.size() == size  # no incident entry without its alerts and cursor
+    assert svc.alerts(LOCAL_OPERATOR) == [] and reg.list_suspensions(LOCAL_OPERATOR) == []
+    monkeypatch.undo()
+    size = reg.audit.ledger.size()  # (the two reads above are ledgered decisions)
+    out = svc.scan(COHORT)  # the lease was released; the scan is repeated whole
+    assert out.entries == size and out.alerts == len(svc.alerts(LOCAL_OPERATOR, limit=10_000)) > 20

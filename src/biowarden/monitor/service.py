@@ -20,7 +20,7 @@ decide and ledger again (so, e.g., lifting a revocation still needs the committe
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -117,9 +117,11 @@ def enforce(
     actions: Iterable[Action],
     store: MonitorStore | None = None,
     identity: Identity = LOCAL_OPERATOR,
+    also: Callable[[Session], None] | None = None,
 ) -> Enforcement:
     """Ledger each action (through the registry's audit, the single ledger writer) and carry it out through
-    the registry; with a ``store``, the book's changes are saved in the same transaction as the entries."""
+    the registry; with a ``store``, the book's changes are saved in the same transaction as the entries,
+    and so is whatever ``also`` writes (a scan's cursor and detector state)."""
     out = Enforcement()
     actions = list(actions)
     with registry.db.session() as s:
@@ -135,6 +137,8 @@ def enforce(
             )
         if store is not None:
             store.save(s, book.drain())
+        if also is not None:
+            also(s)
     for action in actions:
         try:
             if action.kind in (SUSPEND, DISABLE):
@@ -517,14 +521,14 @@ class MonitorService:
         fresh = replay_batch(
             (e for e in ledger.entries(cursor, size) if e.kind in kinds), monitor, book, precheck=False
         )
-        enforcement = Enforcement()
-        if enforce_actions:
-            enforcement = enforce(self.registry, book, fresh.actions, self.store)
         try:
             state: bytes | None = snapshot.dump(monitor)
         except snapshot.SnapshotError:
             state = None
-        with self.db.session() as s:
+
+        def commit(s: Session) -> None:
+            """What this scan filed, how far it read and the detectors' state then: one transaction (with the
+            incident entries when actions are enforced), so a scan that dies is repeated whole, never half."""
             self.store.save(s, book.drain())
             self.store.set_state(s, CURSOR, str(size))
             if state is None:
@@ -532,6 +536,13 @@ class MonitorService:
             else:
                 tag = snapshot.mac(key, size, print_, state)
                 self.store.set_snapshot(s, size, print_, state, tag, datetime.now(UTC))
+
+        enforcement = Enforcement()
+        if enforce_actions:
+            enforcement = enforce(self.registry, book, fresh.actions, self.store, also=commit)
+        else:
+            with self.db.session() as s:
+                commit(s)
         acts = [{"kind": a.kind, "scope": a.scope, "target": a.target, "incident": a.incident} for a in fresh.actions]
         for row in acts:
             key_ = (row["scope"], row["target"])
