@@ -424,3 +424,17 @@ def test_released_classes_known_from_the_search_are_the_released_tables():
     res = anonymise(v, ["v"], {"v": flat_hierarchy("v", ["*", "a"])}, Criteria(k=5), 0.2)
     assert res.levels == [0] and res.suppressed == 1
     assert res.released_class_sizes() is None and measure_risk(res.apply(v), ["v"]).classes == 1
+
+
+def test_release_gate_refusal_with_operation_dates_names_a_change():
+    """A refusal's suggestion is searched (each quasi-identifier left out in turn) with the dates' encoding
+    reused; when leaving none out helps, more participants."""
+    from biowarden.cohort.synth import cohort_dictionary, synthesise_table
+    from biowarden.release.pipeline import ReleaseDenied, RiskThreshold, risk_gate
+
+    cohort, _ = synthesise_table(600, seed=3)
+    table = cohort.select(["eid", "31-0.0", OPS])
+    with pytest.raises(ReleaseDenied) as few:  # 600 participants never make classes of 1,000
+        risk_gate(table, cohort_dictionary(), RiskThreshold(k=1000, max_risk=None, suppression=0.0))
+    assert few.value.reason == "DENY_RISK" and "more participants" in few.value.suggestion
+    assert OPS in few.value.detail

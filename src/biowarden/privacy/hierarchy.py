@@ -99,7 +99,7 @@ class Hierarchy:
         self.codes = codes
         self.leaves = [np.bincount(c, minlength=m).astype(np.int64) for c, m in zip(codes, counts, strict=True)]
         self._label_arrays = list(labels)
-        self._labels: list[list[str]] | None = None
+        self._labels: _Levels | None = None
         self._rows: list[list[str]] | None = None
         self._index: dict[str, int] | None = None
 
@@ -130,9 +130,10 @@ class Hierarchy:
         raise HierarchyError(f"hierarchy for column {self.name!r} has no labels for level {level}")
 
     @property
-    def labels(self) -> list[list[str]]:
+    def labels(self) -> Sequence[list[str]]:
+        """The labels of every level (``labels[l]``, a list of strings, rendered when first read)."""
         if self._labels is None:
-            self._labels = [self.label_array(level).to_pylist() for level in range(self.height)]
+            self._labels = _Levels(self)
         return self._labels
 
     @property
@@ -187,6 +188,36 @@ class Hierarchy:
             if not np.array_equal(parent[child], up):
                 return False
         return True
+
+
+class _Levels(Sequence[list[str]]):
+    """A hierarchy's labels level by level, each level's list made when first read."""
+
+    def __init__(self, h: Hierarchy) -> None:
+        self.h = h
+        self._lists: dict[int, list[str]] = {}
+
+    def __len__(self) -> int:
+        return self.h.height
+
+    def __getitem__(self, level):  # a level, or a slice of levels, as for a list
+        if isinstance(level, slice):
+            return [self[i] for i in range(*level.indices(len(self)))]
+        if level < 0:
+            level += len(self)
+        if not 0 <= level < len(self):
+            raise IndexError(level)
+        if level not in self._lists:
+            self._lists[level] = self.h.label_array(level).to_pylist()
+        return self._lists[level]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<labels of {self.h!r}>"
 
 
 # ----------------------------------------------------------------------------------------------- files

@@ -283,16 +283,20 @@ def _criteria(threshold: RiskThreshold):
     return Criteria(k=threshold.k, max_highest_risk=threshold.max_risk)
 
 
-def _smallest_change(table: pa.Table, qis: list[str], hier: dict, threshold: RiskThreshold) -> str:
+def _smallest_change(
+    table: pa.Table, qis: list[str], hier: dict, threshold: RiskThreshold, sets: dict | None = None
+) -> str:
+    """The first quasi-identifier whose removal lets the search succeed (``sets``: the gate's encodings of the
+    lists of dates, reused)."""
     from biowarden.privacy.anonymise import anonymise
+    from biowarden.privacy.data import histogram_from_table
 
     for q in qis:
         rest = [x for x in qis if x != q]
         if not rest:
             return f"drop quasi-identifier {q}"
-        res = anonymise(
-            table.select(rest), rest, {x: hier[x] for x in rest}, _criteria(threshold), threshold.suppression
-        )
+        hist = histogram_from_table(table, rest, sets)
+        res = anonymise(hist, rest, {x: hier[x] for x in rest}, _criteria(threshold), threshold.suppression)
         if res.found:
             return f"drop quasi-identifier {q}"
     return "request more participants or fewer quasi-identifiers"
@@ -428,7 +432,7 @@ def risk_gate(table: pa.Table, dictionary, threshold: RiskThreshold, prior: Sequ
             "DENY_RISK",
             f"no generalisation of {', '.join(qis)} reaches classes of {threshold.min_class} "
             f"within {threshold.suppression:.0%} suppression",
-            _smallest_change(table, qis, hier, threshold),
+            _smallest_change(table, qis, hier, threshold, sets),
         )
     out = res.apply(table)
     levels = {q: int(lv) for q, lv in zip(res.qis, res.levels, strict=True)}
