@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import pyarrow as pa
@@ -45,6 +46,20 @@ def test_engine_summary_values_rendering_alike_are_merged():
     )
     hist = histogram_from_engine(summary, ["x"])
     assert _as_dict(hist) == {("1",): 2, ("1.5",): 3, ("NULL",): 9}
+
+
+def test_engine_summary_lists_of_the_same_dates_are_one_value():
+    # a group-by keeps [a, b] and [b, a] apart; as a set-valued quasi-identifier they are one value
+    a, b = datetime.date(2015, 3, 1), datetime.date(2012, 1, 2)
+    summary = pa.table(
+        {
+            "ops": pa.array([[a, b], [b, a], [], None], pa.list_(pa.date32())),
+            "sex": ["0", "0", "0", "1"],
+            "n": pa.array([2, 3, 4, 5], pa.int64()),
+        }
+    )
+    hist = histogram_from_engine(summary, ["ops", "sex"])
+    assert _as_dict(hist) == {('["2012-01-02","2015-03-01"]', "0"): 5, ("[]", "0"): 4, ("NULL", "1"): 5}
 
 
 def test_cli_risk_parquet_through_the_engine_equals_csv(adult, adult_dir, tmp_path):

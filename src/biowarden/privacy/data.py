@@ -404,7 +404,7 @@ def _encode(column: pa.ChunkedArray | pa.Array, sets: SetCodes | None = None) ->
         sets = sets if sets is not None else set_codes(arr)
         if len(sets.codes) != len(arr):
             raise DataError(f"the set encoding has {len(sets.codes)} records, the column {len(arr)}")
-        return sets.codes, SetTexts(sets), False
+        return sets.codes, SetTexts(sets), True  # lists of the same elements in another order merge
     enc = pc.dictionary_encode(arr, null_encoding="encode")
     labels = as_strings(enc.dictionary).to_pylist()
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
