@@ -17,7 +17,7 @@ from biowarden.monitor.activity import (
     export_fields,
     from_text,
 )
-from biowarden.monitor.detectors import Monitor, MonitorConfig
+from biowarden.monitor.detectors import Monitor, MonitorConfig, _robust
 from biowarden.monitor.incidents import IncidentBook
 from biowarden.monitor.replay import replay, replay_batch, replay_checked
 from biowarden.monitor.simulate import ATTACKS, START, SimConfig, attack, ordinary_traffic
@@ -313,3 +313,31 @@ def test_a_set_the_application_exported_before_is_not_decoded_again(monkeypatch)
     direct = Monitor(config)
     assert [a for act in acts for a in direct.observe(act)] == seq.alerts
     assert direct.applications["A-1"].seen == []  # handed decoded participants: no texts to remember
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_window_folds_to_the_same_window_and_bounds_its_median_from_below(seed):
+    """``_Window`` buffers appends: read at any point it equals a window kept by appending one by one, and
+    ``median_floor`` (when it gives one) is never above the true median of the window with what is pending."""
+    from collections import deque
+
+    from biowarden.monitor.detectors import _median, _Window
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(5, 60))
+    window, plain = _Window(size), deque(maxlen=size)
+    floors = 0
+    for _ in range(600):
+        x = float(rng.choice([rng.normal(7, 1), rng.normal(12, 3), 5.0]))  # ties and outliers as well
+        window.append(x)
+        plain.append(x)
+        assert len(window) == len(plain)
+        floor = window.median_floor()
+        if floor is not None:
+            floors += 1
+            assert floor <= _median(sorted(plain))
+        if rng.random() < 0.05:  # a read folds the pending values in
+            assert list(window.values) == list(plain) and window.order == sorted(plain)
+            assert window.robust() == _robust(list(plain))
+    assert list(window.values) == list(plain) and window.order == sorted(plain)
+    assert floors > 100
