@@ -17,7 +17,8 @@ import typer
 from biowarden.cli.common import console, emit_json, fail
 
 monitor_app = typer.Typer(
-    help="Monitoring: alerts, incidents, custodian review, actors' risk; scanning the ledger.", no_args_is_help=True
+    help="Monitoring: alerts, incidents, review, actors' risk and ranking; scanning the ledger; notifications.",
+    no_args_is_help=True,
 )
 
 AS_USER = typer.Option(None, "--as", help="act as this account (password prompted)")
