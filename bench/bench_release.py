@@ -134,6 +134,8 @@ def _release(src: Path, cols: list[str], out: Path, engine: str, fmt: str) -> di
 def _warm_imports() -> None:
     """Load the modules the pipeline imports lazily, as a running server has them (the COPY's clock does not
     include importing DuckDB either)."""
+    import ibis.backends.duckdb  # noqa: F401 - the local engine's Ibis backend, loaded by the first open_engine
+
     import biowarden.engine
     import biowarden.monitor.detectors
     import biowarden.privacy.anonymise

@@ -274,3 +274,31 @@ def test_prefetch_keeps_order_errors_and_early_stop():
     it.close()
     assert len(produced) <= 3 + 2 + 1
     assert not [t for t in threading.enumerate() if t.name == "biowarden-prefetch"]
+
+
+@pytest.mark.parametrize("keep", [None, "every_third", "with_unknown"])
+def test_read_columns_in_process_is_the_querys_table(edge, edge_path, keep):
+    """The local engine reads whole columns with Arrow's Parquet reader; the table is the one DuckDB's
+    ``SELECT ... ORDER BY eid`` gives (the stored rows are out of eid order)."""
+    from biowarden.engine import read_columns
+    from biowarden.engine.core import _EID_ORDER, _select
+
+    cols = ["eid", "41280-0", "54-0.0", "30690-0.0", "189-0.0", "41270-0", "53-0.0"]
+    eids = edge.column("eid").to_numpy()
+    participants = {None: None, "every_third": eids[::3], "with_unknown": set(eids[::5].tolist()) | {7}}[keep]
+    got = read_columns(edge_path, cols[1:], participants=participants)
+    with open_engine("duckdb") as eng:
+        schema = pa.schema([source_schema(edge_path).field(c) for c in cols])
+        want = eng.to_arrow(_select(eng, edge_path, cols, participants).order_by(_EID_ORDER), schema)
+    assert_same_table(got, want)
+    assert got.column("eid").to_pylist() == sorted(got.column("eid").to_pylist())
+    assert all(c.num_chunks == 1 for c in got.columns)
+
+
+def test_read_columns_of_a_broken_file_is_a_clear_error(tmp_path):
+    from biowarden.engine import read_columns
+
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1" + b"\0" * 64 + b"PAR1")
+    with pytest.raises(EngineError):
+        read_columns(bad, ["50-0.0"])

@@ -327,34 +327,3 @@ def _small_batches():
                 yield b.slice(start, 100)
 
     return batches
-
-
-def test_one_ahead_keeps_order_errors_and_stops_cleanly():
-    """The writer's feed: items in order, the producer's error at the consumer, an early stop leaves the
-    producer idle (one item computed ahead at most)."""
-    from biowarden.release.pipeline import one_ahead
-
-    assert list(one_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
-    assert list(one_ahead(iter(()))) == []
-
-    def failing():
-        yield 1
-        raise RuntimeError("bucket lost")
-
-    got = []
-    with pytest.raises(RuntimeError, match="bucket lost"):
-        for x in one_ahead(failing()):
-            got.append(x)
-    assert got == [1]
-
-    made = []
-
-    def producer():
-        for i in range(100):
-            made.append(i)
-            yield i
-
-    feed = one_ahead(producer())
-    assert next(feed) == 0
-    feed.close()
-    assert made in ([0], [0, 1])  # at most one item ahead, and the producer idle once closed

@@ -356,8 +356,31 @@ def read_columns(
     check_columns(schema, [EID])
     cols = [EID, *check_columns(schema, [c for c in columns if c != EID])]
     out_schema = pa.schema([schema.field(c) for c in cols])
+    if not isinstance(source, pa.Table) and (engine.name if isinstance(engine, Engine) else engine) == "duckdb":
+        return _read_in_process(Path(source), cols, out_schema, participants)
     with _engine(engine) as eng:
         return eng.to_arrow(_select(eng, source, cols, participants).order_by(_EID_ORDER), out_schema)
+
+
+def _read_in_process(path: Path, cols: list[str], out_schema: pa.Schema, participants: Any) -> pa.Table:
+    """:func:`read_columns` on the local engine: whole columns of a Parquet file, decoded in this process by
+    Arrow's Parquet reader on the calling thread (about half the CPU of a query's scan and conversion to
+    Arrow, and safe to run on several threads at once), then the participants kept and the rows put in eid
+    order (nulls first) as the engine's ``ORDER BY`` does. The same table as the query's."""
+    try:
+        table = pq.ParquetFile(path).read(columns=cols, use_threads=False)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise EngineError(f"{path} could not be read as Parquet: {_first_line(exc)}") from None
+    if participants is not None:
+        table = table.filter(pc.is_in(table.column(EID), value_set=_participants_array(participants)))
+    eid = table.column(EID)
+    if eid.null_count or not _ascending(eid.to_numpy()):
+        table = table.take(pc.sort_indices(table, sort_keys=[(EID, "ascending", "at_start")]))
+    return _cast_table(table.combine_chunks(), out_schema)
+
+
+def _ascending(a) -> bool:
+    return a.size < 2 or bool((a[1:] >= a[:-1]).all())
 
 
 def scan_batches(

@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -319,94 +318,6 @@ def quasi_identifiers(schema: pa.Schema, columns: Sequence[str], dictionary) -> 
     return out
 
 
-class ReleaseKernel:
-    """The per-batch transform of a release: rows (master eid, columns) in, in any order; release rows out:
-    quasi-identifiers replaced by their generalised (or suppressed) labels, measures marked on the master
-    eid, the pseudonym first and the eid gone. Stateless per batch apart from the mark report it adds up,
-    so the output does not depend on how the rows were cut into batches or in which order they came."""
-
-    def __init__(self, gate_eids, pseudonyms, generalised, columns, out_schema, marking, app_no: int, keyring) -> None:
-        self.gate_eids = gate_eids
-        self.pseudonyms = pa.array(pseudonyms, pa.int64())
-        self.generalised = generalised
-        self.columns = list(columns)
-        self.out_schema = out_schema
-        self.marking = marking
-        self.app_no = int(app_no)
-        self.keyring = keyring
-        from biowarden.trace.embed import MarkReport
-
-        self.report = MarkReport(application_no=self.app_no)
-        self.report.skipped = dict(marking.skipped)
-        self.rows = 0
-
-    @staticmethod
-    def out_schema_for(gate: GateResult, columns, schema: pa.Schema) -> pa.Schema:
-        """The release's schema: the pseudonym, then the columns (generalised QIs as their label type)."""
-        fields = [pa.field(PSEUDONYM_COLUMN, pa.int64())]
-        for c in columns:
-            fields.append(pa.field(c, gate.table.schema.field(c).type) if c in gate.qis else schema.field(c))
-        return pa.schema(fields)
-
-    @classmethod
-    def build(
-        cls, gate: GateResult, pseudonyms, columns, schema: pa.Schema, marking, app_no: int, keyring
-    ) -> ReleaseKernel:
-        generalised = {q: gate.table.column(q).combine_chunks() for q in gate.qis}
-        out_schema = cls.out_schema_for(gate, columns, schema)
-        eids = gate.table.column(PARTICIPANT_COLUMN).to_numpy()
-        return cls(eids, pseudonyms, generalised, columns, out_schema, marking, app_no, keyring)
-
-    def apply(self, batch: pa.RecordBatch):
-        """One batch out and its mark report (pure: safe to run on several threads at once)."""
-        from biowarden.trace.embed import mark_batch
-
-        eids = np.asarray(batch.column(PARTICIPANT_COLUMN).to_numpy(zero_copy_only=False), dtype=np.int64)
-        marked, rep = mark_batch(batch, self.marking, self.app_no, self.keyring, eids)
-        pos = pa.array(np.searchsorted(self.gate_eids, eids))
-        arrays = [self.pseudonyms.take(pos)]
-        for c in self.columns:
-            arrays.append(self.generalised[c].take(pos) if c in self.generalised else marked.column(c))
-        return pa.RecordBatch.from_arrays(arrays, schema=self.out_schema), rep
-
-    def _account(self, rep) -> None:
-        self.report.marked_columns = rep.marked_columns
-        self.report.merge(rep)
-        self.rows += rep.rows
-
-    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        out, rep = self.apply(batch)
-        self._account(rep)
-        return out
-
-    def run(self, batches: Iterable[pa.RecordBatch], threads: int = 1) -> Iterable[pa.RecordBatch]:
-        """Apply the kernel to a stream; with ``threads`` > 1 several batches at once (NumPy and Arrow
-        release the GIL), at most ``2 * threads`` in flight. Output order may differ from input order."""
-        if threads <= 1:
-            for b in batches:
-                if b.num_rows:
-                    yield self(b)
-            return
-        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="biowarden-kernel") as pool:
-            pending: set = set()
-            for b in batches:
-                if not b.num_rows:
-                    continue
-                pending.add(pool.submit(self.apply, b))
-                if len(pending) >= 2 * threads:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        out, rep = f.result()
-                        self._account(rep)
-                        yield out
-            for f in list(pending):
-                out, rep = f.result()
-                self._account(rep)
-                yield out
-
-
 def risk_gate(table: pa.Table, dictionary, threshold: RiskThreshold, prior: Sequence[pa.Table] = ()) -> GateResult:
     """Generalise the table's quasi-identifiers until ``threshold`` holds, alone and with ``prior`` holdings.
 
@@ -490,89 +401,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-MARKING_GROUP = 16  # columns read at a time to decide which carry marks (bounded memory)
-
-
-def streamed_marking_policy(parquet, columns, keep, gate: GateResult, schema: pa.Schema, dictionary, options):
-    """The marking policy ``trace.protect.marking_policy`` would decide on the whole released table, decided
-    a few columns at a time: the checks on the values (on the precision's grid, spread wide enough) are per
-    column, and measures are released as they are stored (the gate only generalises quasi-identifiers), so
-    the participants' stored values are the released ones."""
-    from biowarden.trace.embed import MarkingPolicy
-
-    out_schema = ReleaseKernel.out_schema_for(gate, columns, schema)
-    release_schema = pa.schema([f for f in out_schema if f.name != PSEUDONYM_COLUMN])
-
-    def decide(cols, data=None, exclude=()):
-        return MarkingPolicy.from_dictionary(
-            dictionary,
-            cols,
-            allow_dates=options.mark_dates,
-            fraction=float(options.fraction),
-            exclude=[*gate.qis, *exclude],
-            schema=release_schema,
-            data=data,
-        )
-
-    candidates = list(decide(columns).columns)
-    reasons: dict[str, str] = {}
-    for start in range(0, len(candidates), MARKING_GROUP):
-        group = candidates[start : start + MARKING_GROUP]
-        data = read_group(parquet, group, keep)
-        checked = decide(group, data)
-        reasons.update({c: checked.skipped[c] for c in group if c not in checked.columns})
-        del data
-    policy = decide(columns, exclude=list(reasons))
-    policy.skipped.update(reasons)
-    return policy
-
-
-def read_group(parquet, cols, keep) -> pa.Table:
-    """A few columns of the participants, in the file's order (a statistic's input: no engine sort)."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(parquet, columns=[PARTICIPANT_COLUMN, *cols])
-    if keep is not None:
-        eids = table.column(PARTICIPANT_COLUMN).to_numpy()
-        table = table.filter(pa.array(np.isin(eids, keep, assume_unique=True)))
-    return table.drop_columns([PARTICIPANT_COLUMN])
-
-
-def _keyed_by_pseudonym(batches, gate_eids: np.ndarray, ids: np.ndarray, schema: pa.Schema):
-    """The scanned rows (master eid and the requested columns, as stored) with their pseudonym in front: the
-    key the rows are sorted by before they are marked and written."""
-    pseudonyms = pa.array(ids, pa.int64())
-    for b in batches:
-        if not b.num_rows:
-            continue
-        eids = np.asarray(b.column(PARTICIPANT_COLUMN).to_numpy(zero_copy_only=False), dtype=np.int64)
-        pos = np.searchsorted(gate_eids, eids)
-        yield pa.RecordBatch.from_arrays([pseudonyms.take(pa.array(pos)), *b.columns], schema=schema)
-
-
-_END = object()
-
-
-def one_ahead(items):
-    """Yield ``items``, computing the next one in a worker thread while the consumer handles this one (so
-    the writer encodes a bucket while the next is marked: at most two in memory). Exceptions reach the
-    consumer; closing the generator waits for the worker, which is then idle."""
-    it = iter(items)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="biowarden-ahead") as worker:
-        fut = worker.submit(next, it, _END)
-        try:
-            while True:
-                item = fut.result()
-                if item is _END:
-                    return
-                fut = worker.submit(next, it, _END)
-                yield item
-        finally:
-            fut.cancel()
-            with contextlib.suppress(BaseException):
-                fut.result()
 
 
 def _protect_in_memory(eng, parquet, columns, keep, gate: GateResult, dictionary, app_no, keyring, options):
@@ -753,14 +581,13 @@ def create_release(
     from biowarden.cohort import load_cohort
     from biowarden.egress.limits import EgressPolicy, ExportRequest
     from biowarden.egress.service import EgressControl
-    from biowarden.engine import open_engine, read_columns, scan_batches, sort_by_key, write_release
-    from biowarden.engine.core import prefetch
-    from biowarden.engine.writer import ROW_GROUP_ROWS
+    from biowarden.engine import open_engine, read_columns, write_release
     from biowarden.ledger.events import LedgerEvent
     from biowarden.monitor.activity import EXPORT_KIND, Activity
     from biowarden.monitor.detectors import MonitorConfig
     from biowarden.registry.errors import RegistryError
     from biowarden.registry.service import Registry
+    from biowarden.release.datapath import Plan, ReleaseData
     from biowarden.store.ledger_store import LedgerStore
     from biowarden.store.registry_tables import ApplicationRow, InstitutionRow
     from biowarden.store.release_tables import ReleaseRow
@@ -899,103 +726,63 @@ def create_release(
             "ask the access committee for an exception, or request fewer participants",
         )
 
-    # 4. the quasi-identifiers alone (a compact read), then the risk gate on them
+    # 4. the quasi-identifiers alone (a compact read), then the risk gate on them. Beside the gate, the data
+    # path scans, orders, marks and encodes everything that does not depend on it (datapath.ReleaseData);
+    # with canaries on (trace.json) the release is made in memory after the gate, since canaries are
+    # shaped like the whole release.
     app_no = application_number(db, application_id, at)
     keep = eids if participants is not None else None
     qi_cols = quasi_identifiers(schema, columns, dictionary)
+    options = TraceOptions.load(home)
+    staging = out.with_name(f".{out.name}.{secrets.token_hex(6)}.staging")
     eng = open_engine(engine)  # one engine for the whole release (closed below, unless the caller's)
     owned = eng is not engine
+    data: ReleaseData | None = None
     try:
         qi_table = read_columns(str(parquet), qi_cols, engine=eng, participants=keep)
-    except BaseException:
-        if owned:
-            eng.close()
-        raise
-    prior = []
-    if cumulative and qi_cols and _holds_releases(db, application_id, institution):
-        prior = _prior_holdings(db, application_id, institution, parquet, dictionary)
-    try:
-        gate = risk_gate(qi_table, dictionary, threshold, prior)
-    except ReleaseDenied as d:
-        if owned:
-            eng.close()
-        raise deny(d.reason, d.detail, d.suggestion) from None
-    except BaseException:
-        if owned:
-            eng.close()
-        raise
-    del qi_table
+        if not options.canaries:
+            ids = pseudo.pseudonymise(eids, app_no, keyring)
+            data = ReleaseData(
+                Plan(parquet=Path(parquet), columns=columns, keep=keep, eids=eids, ids=ids, qis=qi_cols,
+                     schema=schema, dictionary=dictionary, options=options, app_no=app_no, keyring=keyring,
+                     fmt=fmt, tmpdir=out.parent),
+                eng,
+            )
+            data.start()
+        prior = []
+        if cumulative and qi_cols and _holds_releases(db, application_id, institution):
+            prior = _prior_holdings(db, application_id, institution, parquet, dictionary)
+        try:
+            gate = risk_gate(qi_table, dictionary, threshold, prior)
+        except ReleaseDenied as d:
+            raise deny(d.reason, d.detail, d.suggestion) from None
+        del qi_table
 
-    # 5. the fingerprint (on master eids; which columns carry marks is decided on the released values, never
-    # on the QIs the gate generalised) and the pseudonym in place of the eid, rows in pseudonym order, into
-    # a staging file beside the target. Streamed in record batches through one kernel and a bounded-memory
-    # sort; with canaries on (trace.json), in memory, since canaries are shaped like the whole release.
-    options = TraceOptions.load(home)
-    gate_eids = gate.table.column(PARTICIPANT_COLUMN).to_numpy()
-    staging = out.with_name(f".{out.name}.{secrets.token_hex(6)}.staging")
-    scanned = rows_out = None
-    try:
-        if options.canaries:
+        # 5. the file: the fingerprint (on master eids; which columns carry marks is decided on the released
+        # values, never on the QIs the gate generalised) and the pseudonym in place of the eid, rows in
+        # pseudonym order, into a staging file beside the target
+        sha = None
+        if data is None:
             table, protection = _protect_in_memory(
                 eng, parquet, columns, keep, gate, dictionary, app_no, keyring, options
             )
-            out_schema = table.schema
             rows = table.num_rows
-            nbytes = write_release(table, staging, fmt, schema=out_schema)
+            nbytes = write_release(table, staging, fmt, schema=table.schema)
             del table
         else:
-            ids = pseudo.pseudonymise(gate_eids, app_no, keyring)
-            # the marking policy's column statistics (a read of the measures) run beside the scan and the
-            # sort, which do not need it: rows are keyed by pseudonym, spilled in buckets, and marked bucket
-            # by bucket once sorted (marks depend on each row alone), one bucket ahead of the writer
-            stats = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biowarden-marking")
-            policy_f = stats.submit(streamed_marking_policy, parquet, columns, keep, gate, schema, dictionary, options)
-            kernel_box: list[ReleaseKernel] = []
-
-            def kernel_for_rows() -> ReleaseKernel:
-                if not kernel_box:
-                    marking = policy_f.result()
-                    kernel_box.append(ReleaseKernel.build(gate, ids, columns, schema, marking, app_no, keyring))
-                return kernel_box[0]
-
-            def marked_rows():
-                for b in rows_out:
-                    yield kernel_for_rows()(b)
-
-            release_rows = None
-            try:
-                scanned = prefetch(scan_batches(str(parquet), columns, engine=eng, participants=keep))
-                keyed_schema = pa.schema(
-                    [
-                        pa.field(PSEUDONYM_COLUMN, pa.int64()),
-                        *[schema.field(c) for c in [PARTICIPANT_COLUMN, *columns]],
-                    ]
-                )
-                keyed = _keyed_by_pseudonym(scanned, gate_eids, ids, keyed_schema)
-                rows_out = sort_by_key(keyed, PSEUDONYM_COLUMN, ids, keyed_schema, ROW_GROUP_ROWS, tmpdir=out.parent)
-                release_rows = one_ahead(marked_rows())
-                nbytes = write_release(
-                    release_rows, staging, fmt, schema=ReleaseKernel.out_schema_for(gate, columns, schema)
-                )
-            finally:
-                if release_rows is not None:
-                    release_rows.close()  # the worker is idle before the spill folder is removed
-                stats.shutdown(wait=True, cancel_futures=True)
-            kernel = kernel_for_rows()  # (built before the first bucket; here for a release of no rows)
-            rows = kernel.rows
-            protection = Protection(gate.table, kernel.marking, kernel.report, options=options)
-            if rows != gate_eids.size:  # pragma: no cover - the scan keeps every requested participant
-                raise ReleaseError(f"the engine returned {rows} rows for {gate_eids.size} participants")
-        sha = _sha256(staging)
+            rows, nbytes, sha = data.write(gate, staging)
+            protection = Protection(gate.table, data.marking, data.report(), options=options)
+            if rows != eids.size:  # pragma: no cover - the scan keeps every requested participant
+                raise ReleaseError(f"the engine returned {rows} rows for {eids.size} participants")
+        if sha is None:
+            sha = _sha256(staging)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             staging.unlink()
         raise
     finally:
-        if rows_out is not None:
-            rows_out.close()  # the spill folder goes with it
-        if scanned is not None:
-            scanned.close()
+        if data is not None:
+            data.close()  # the data path stopped and its spill folder gone
         if owned:
             eng.close()
     marking = protection.policy

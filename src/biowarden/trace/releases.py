@@ -19,7 +19,9 @@ import numpy as np
 
 def participant_digest(eids: np.ndarray | Iterable[int]) -> str:
     """SHA-256 of the sorted, distinct master eids (int64 little-endian): names a participant set."""
-    arr = np.unique(np.asarray(list(eids) if not isinstance(eids, np.ndarray) else eids, dtype=np.int64))
+    arr = np.asarray(list(eids) if not isinstance(eids, np.ndarray) else eids, dtype=np.int64)
+    if arr.size > 1 and not bool((arr[1:] > arr[:-1]).all()):  # already sorted and distinct: no np.unique
+        arr = np.unique(arr)
     return hashlib.sha256(arr.astype("<i8").tobytes()).hexdigest()
 
 

@@ -1,0 +1,501 @@
+"""The release's data path: rows from the engine's scan to the written file, beside the risk gate.
+
+Only the quasi-identifiers' columns depend on the risk gate. Which rows leave (the requested participants),
+their order (the application's pseudonyms, ascending), the marks (a function of the master eid, the column
+and the stored value) and the marking policy (decided on the stored measures, which the gate never
+touches) are all known before it decides. So :class:`ReleaseData` starts before the gate and, while the gate
+searches, scans the rows through the engine, decides the marking policy, puts the rows into pseudonym order,
+marks them and encodes every column but the quasi-identifiers into Parquet column chunks (pieces, see
+:mod:`biowarden.engine.assemble`), row group by row group on two threads. Once the gate has decided, only
+the quasi-identifiers' generalised labels are put into pseudonym order and encoded, and the file is
+assembled from the pieces, its SHA-256 taken as it is written. The file is byte for byte the one the
+engine's writer (:func:`biowarden.engine.write_release`) makes from the same rows.
+
+Rows into pseudonym order: when the requested columns fit in memory (:data:`IN_MEMORY_BYTES`, estimated
+from the Parquet metadata) they are read once, in eid order, and each row group is a take over the columns;
+otherwise they are spilled in buckets and sorted (:func:`biowarden.engine.sort_by_key`, one bucket per row
+group) and the encoded column chunks wait in a spill file beside the output. CSV releases are written
+after the gate from the same row groups. Either way the output depends only on the rows, so both engines,
+and both ways, give the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from biowarden.cohort.fields import PARTICIPANT_COLUMN
+
+PSEUDONYM_COLUMN = "pseudonym_id"
+IN_MEMORY_BYTES = 1 << 30  # requested columns estimated above this are sorted through spill files instead
+MARKING_GROUP = 16  # columns whose values are checked together to decide which carry marks
+READ_GROUP = 12  # columns read together (on the local engine, several groups at once)
+WORKERS = 2  # row groups prepared at once (taking, marking and encoding release the GIL)
+
+
+class Cancelled(Exception):
+    """The release stopped (the gate refused it, or something failed): the data path gave up."""
+
+
+def marking_policy_of(
+    columns,
+    qis,
+    schema: pa.Schema,
+    dictionary,
+    options,
+    read: Callable[[list[str]], pa.Table],
+    map_groups: Callable | None = None,
+):
+    """The marking policy ``trace.protect.marking_policy`` would decide on the released table, decided a few
+    columns at a time (``read(columns)`` gives their values): the checks on the values (on the precision's
+    grid, spread wide enough) are per column, and measures are released as they are stored (the gate only
+    generalises quasi-identifiers, which never carry marks), so the stored values are the released ones."""
+    from biowarden.trace.embed import MarkingPolicy
+
+    release_schema = pa.schema([schema.field(c) for c in columns])
+
+    def decide(cols, data=None, exclude=()):
+        return MarkingPolicy.from_dictionary(
+            dictionary,
+            cols,
+            allow_dates=options.mark_dates,
+            fraction=float(options.fraction),
+            exclude=[*qis, *exclude],
+            schema=release_schema,
+            data=data,
+        )
+
+    candidates = list(decide(columns).columns)
+    groups = [candidates[s : s + MARKING_GROUP] for s in range(0, len(candidates), MARKING_GROUP)]
+
+    def check(group: list[str]) -> dict[str, str]:
+        checked = decide(group, read(group))
+        return {c: checked.skipped[c] for c in group if c not in checked.columns}
+
+    reasons: dict[str, str] = {}
+    for found in (map_groups or map)(check, groups):
+        reasons.update(found)
+    policy = decide(columns, exclude=list(reasons))
+    policy.skipped.update(reasons)
+    return policy
+
+
+def read_group(parquet, cols, keep) -> pa.Table:
+    """A few columns of the participants, in the file's order (a statistic's input: no engine sort)."""
+    table = pq.read_table(parquet, columns=[PARTICIPANT_COLUMN, *cols])
+    if keep is not None:
+        eids = table.column(PARTICIPANT_COLUMN).to_numpy()
+        table = table.filter(pa.array(np.isin(eids, keep, assume_unique=True)))
+    return table.drop_columns([PARTICIPANT_COLUMN])
+
+
+def estimated_bytes(parquet, columns: Sequence[str], rows: int) -> int:
+    """The requested columns' size once decoded, estimated from the Parquet metadata (uncompressed column
+    chunk sizes, scaled to the requested rows)."""
+    f = pq.ParquetFile(parquet)
+    meta = f.metadata
+    wanted = {PARTICIPANT_COLUMN, *columns}
+    leaves: list[bool] = []  # per column chunk: whether its top-level field is wanted
+    for fld in f.schema_arrow:
+        leaves.extend([fld.name in wanted] * _leaves(fld.type))
+    total = 0
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        total += sum(rg.column(i).total_uncompressed_size for i in range(rg.num_columns) if leaves[i])
+    return int(total * rows / max(meta.num_rows, 1))
+
+
+def _leaves(t: pa.DataType) -> int:
+    """How many Parquet column chunks an Arrow type is stored in."""
+    if pa.types.is_struct(t):
+        return sum(_leaves(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_map(t):
+        return _leaves(t.key_type) + _leaves(t.item_type)
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _leaves(t.value_type)
+    return 1
+
+
+def _keyed_by_pseudonym(batches, eids: np.ndarray, ids: np.ndarray, schema: pa.Schema):
+    """The scanned rows (master eid and the requested columns, as stored) with their pseudonym in front: the
+    key the rows are sorted by."""
+    pseudonyms = pa.array(ids, pa.int64())
+    for b in batches:
+        if not b.num_rows:
+            continue
+        got = np.asarray(b.column(PARTICIPANT_COLUMN).to_numpy(zero_copy_only=False), dtype=np.int64)
+        pos = np.searchsorted(eids, got)
+        yield pa.RecordBatch.from_arrays([pseudonyms.take(pa.array(pos)), *b.columns], schema=schema)
+
+
+def _runs(names: Sequence[str], qis: set[str]) -> list[tuple[bool, list[str]]]:
+    """The release's columns cut into runs of consecutive columns that are all, or all not, quasi-identifiers
+    (a run is one piece per row group)."""
+    out: list[tuple[bool, list[str]]] = []
+    for n in names:
+        q = n in qis
+        if out and out[-1][0] == q:
+            out[-1][1].append(n)
+        else:
+            out.append((q, [n]))
+    return out
+
+
+class _Spill:
+    """Encoded pieces' bytes kept in a file (the bounded-memory way) until the release is assembled."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "pieces.bin"
+        self.fh = open(self.path, "w+b")  # noqa: SIM115 - closed by close()
+        self.lock = threading.Lock()
+
+    def put(self, body: bytes) -> tuple[int, int]:
+        with self.lock:
+            self.fh.seek(0, os.SEEK_END)
+            at = self.fh.tell()
+            self.fh.write(body)
+            return at, len(body)
+
+    def get(self, at: int, n: int) -> bytes:
+        with self.lock:
+            self.fh.seek(at)
+            return self.fh.read(n)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+@dataclass
+class Plan:
+    """What the data path needs, all known before the risk gate decides."""
+
+    parquet: Path
+    columns: list[str]  # the released columns (without the participant column), in release order
+    keep: np.ndarray | None  # the requested participants (None: all)
+    eids: np.ndarray  # the participants that leave, ascending
+    ids: np.ndarray  # their pseudonyms (aligned with eids)
+    qis: list[str]  # the columns the gate generalises
+    schema: pa.Schema  # the cohort's
+    dictionary: Any
+    options: Any  # TraceOptions
+    app_no: int
+    keyring: Any
+    fmt: str
+    tmpdir: Path
+
+
+class ReleaseData:
+    """The rows of one release, prepared beside the risk gate (:meth:`start`) and written once it has
+    decided (:meth:`write`). Call :meth:`close` in any case: it stops the preparation and removes the
+    spill files."""
+
+    def __init__(self, plan: Plan, engine) -> None:
+        from biowarden.engine.writer import ROW_GROUP_ROWS
+
+        self.plan = plan
+        self.engine = engine
+        self.rows_per_group = int(ROW_GROUP_ROWS)
+        self.order = np.argsort(plan.ids, kind="stable")  # eid positions in pseudonym order
+        self.groups = (plan.eids.size + self.rows_per_group - 1) // self.rows_per_group
+        self.names = [PSEUDONYM_COLUMN, *plan.columns]
+        self.measures = [c for c in plan.columns if c not in set(plan.qis)]
+        est = estimated_bytes(plan.parquet, plan.columns, int(plan.eids.size))
+        self.in_memory = est <= IN_MEMORY_BYTES
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="biowarden-release")
+        self.stop = threading.Event()
+        self.folder = Path(tempfile.mkdtemp(prefix="biowarden-release-", dir=plan.tmpdir))
+        self.spill: _Spill | None = None
+        self.table: pa.Table | None = None  # in memory: the requested rows in eid order
+        self.marking = None
+        self.marking_inputs: list[str] = []
+        self.reports: list[Any] = []
+        # per row group: the measures' pieces in run order, each with where its bytes were spilled (or None)
+        self.pieces: list[list[tuple[Any, tuple[int, int] | None]]] = []
+        self._done: Future | None = None
+        self._thread: ThreadPoolExecutor | None = None
+
+    # -- before the gate ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biowarden-release-data")
+        self._done = self._thread.submit(self._prepare)
+
+    def _check(self) -> None:
+        if self.stop.is_set():
+            raise Cancelled
+
+    def _ordered(self, fn: Callable, items: Iterable) -> Iterator:
+        """``map(fn, items)`` on the pool, results in order, at most 2 * WORKERS in flight."""
+        pending: list[Future] = []
+        for item in items:
+            self._check()
+            pending.append(self.pool.submit(fn, item))
+            if len(pending) >= 2 * WORKERS:
+                yield pending.pop(0).result()
+        while pending:
+            yield pending.pop(0).result()
+
+    def _prepare(self) -> None:
+        p = self.plan
+        if self.in_memory:
+            self.table = self._read_all()
+            table = self.table
+            self.marking = marking_policy_of(
+                p.columns,
+                p.qis,
+                p.schema,
+                p.dictionary,
+                p.options,
+                lambda cols: table.select(cols),
+                lambda fn, items: self._ordered(fn, items),
+            )
+        else:
+            self.marking = marking_policy_of(
+                p.columns,
+                p.qis,
+                p.schema,
+                p.dictionary,
+                p.options,
+                lambda cols: read_group(p.parquet, cols, p.keep),
+                lambda fn, items: self._ordered(fn, items),
+            )
+        # a derived measure recomputed from a quasi-identifier's stored value needs that value beside it
+        qis = set(p.qis)
+        self.marking_inputs = self.measures + sorted(
+            {i for rule in self.marking.derived for i in rule.inputs if i in qis}, key=p.columns.index
+        )
+        self._check()
+        if p.fmt != "parquet":
+            return  # CSV rows are marked and written once the gate has decided
+        if self.in_memory:
+            results = self._ordered(self._measures_piece, ((g, None) for g in range(self.groups)))
+        else:
+            self.spill = _Spill(self.folder)
+            results = self._ordered(self._measures_piece, enumerate(self._buckets()))
+        for pieces, rep in results:
+            self.pieces.append(pieces)
+            self.reports.append(rep)
+
+    def _read_all(self) -> pa.Table:
+        """The requested rows in eid order, one chunk per column. On the local engine the columns are read
+        a group at a time on the pool's threads; elsewhere (Spark) in one query."""
+        from biowarden.engine import read_columns
+
+        p = self.plan
+        local = getattr(self.engine, "name", self.engine) == "duckdb"
+        groups = [p.columns[s : s + READ_GROUP] for s in range(0, len(p.columns), READ_GROUP)] if local else [p.columns]
+
+        def read(cols: list[str]) -> pa.Table:
+            self._check()
+            part = read_columns(str(p.parquet), cols, engine=self.engine, participants=p.keep)
+            if not np.array_equal(part.column(PARTICIPANT_COLUMN).to_numpy(), p.eids):  # pragma: no cover
+                raise RuntimeError(f"the engine returned {part.num_rows} rows for {p.eids.size} participants")
+            return part
+
+        parts = list(self._ordered(read, groups))
+        arrays = [parts[0].column(PARTICIPANT_COLUMN)]
+        for part in parts:
+            arrays.extend(part.column(c) for c in part.column_names if c != PARTICIPANT_COLUMN)
+        return pa.Table.from_arrays(
+            arrays, schema=pa.schema([p.schema.field(c) for c in [PARTICIPANT_COLUMN, *p.columns]])
+        )
+
+    def _buckets(self) -> Iterator[pa.RecordBatch]:
+        """The rows in pseudonym order, one row group at a time, through spill files."""
+        from biowarden.engine import scan_batches, sort_by_key
+        from biowarden.engine.core import prefetch
+
+        p = self.plan
+        keyed_schema = pa.schema(
+            [pa.field(PSEUDONYM_COLUMN, pa.int64()), *[p.schema.field(c) for c in [PARTICIPANT_COLUMN, *p.columns]]]
+        )
+        scanned = prefetch(scan_batches(str(p.parquet), p.columns, engine=self.engine, participants=p.keep))
+        try:
+            keyed = _keyed_by_pseudonym(scanned, p.eids, p.ids, keyed_schema)
+            rows = sort_by_key(keyed, PSEUDONYM_COLUMN, p.ids, keyed_schema, self.rows_per_group, tmpdir=self.folder)
+            try:
+                for b in rows:
+                    self._check()
+                    yield b
+            finally:
+                rows.close()
+        finally:
+            scanned.close()
+
+    def _positions(self, g: int) -> np.ndarray:
+        return self.order[g * self.rows_per_group : (g + 1) * self.rows_per_group]
+
+    def _marked(self, g: int, bucket: pa.RecordBatch | None):
+        """Row group ``g``'s measures (every released column but the quasi-identifiers), marked, and its
+        mark report."""
+        from biowarden.trace import embed
+
+        self._check()
+        pos = self._positions(g)
+        if bucket is None:
+            rows = self.table.select(self.marking_inputs).take(pa.array(pos))
+        else:
+            rows = pa.Table.from_batches([bucket.select(self.marking_inputs)])
+        marked, rep = embed.mark_batch(rows, self.marking, self.plan.app_no, self.plan.keyring, self.plan.eids[pos])
+        return marked, rep
+
+    def _measures_piece(self, item: tuple[int, pa.RecordBatch | None]):
+        from biowarden.engine.assemble import encode_piece
+
+        g, bucket = item
+        marked, rep = self._marked(g, bucket)
+        pseudonyms = pa.array(self.plan.ids[self._positions(g)], pa.int64())
+        pieces = []
+        for is_qi, names in _runs(self.names, set(self.plan.qis)):
+            if is_qi:
+                continue
+            self._check()
+            cols = [pseudonyms if n == PSEUDONYM_COLUMN else marked.column(n) for n in names]
+            piece = encode_piece(pa.table(cols, schema=self._schema(names, None)), self._options())
+            where = None
+            if self.spill is not None:
+                where = self.spill.put(piece.body)
+                piece = dataclasses.replace(piece, body=b"")
+            pieces.append((piece, where))
+        return pieces, rep
+
+    @staticmethod
+    def _options() -> dict[str, Any]:
+        from biowarden.engine.assemble import writer_options
+        from biowarden.engine.writer import COMPRESSION, COMPRESSION_LEVEL
+
+        return writer_options(COMPRESSION, COMPRESSION_LEVEL)
+
+    def _schema(self, names: Sequence[str], gate) -> pa.Schema:
+        from biowarden.engine.writer import plain_schema
+
+        fields = []
+        for n in names:
+            if n == PSEUDONYM_COLUMN:
+                fields.append(pa.field(PSEUDONYM_COLUMN, pa.int64()))
+            elif gate is not None and n in gate.qis:
+                fields.append(gate.table.schema.field(n))
+            else:
+                fields.append(self.plan.schema.field(n))
+        return plain_schema(pa.schema(fields))
+
+    # -- once the gate has decided ------------------------------------------------------------------------
+
+    def write(self, gate, staging: Path) -> tuple[int, int, str | None]:
+        """Write the release to ``staging`` once the gate has decided; (rows, bytes, SHA-256 or None when
+        the caller must hash the file)."""
+        if list(gate.qis) != list(self.plan.qis):  # pragma: no cover - the gate's QIs are the plan's
+            raise RuntimeError("the gate generalised other columns than planned")
+        gate_eids = gate.table.column(PARTICIPANT_COLUMN).to_numpy()
+        if not np.array_equal(gate_eids, self.plan.eids):  # pragma: no cover - the gate keeps every row
+            raise RuntimeError("the gate's participants are not the release's")
+        assert self._done is not None
+        self._done.result()  # the preparation's error, if any, surfaces here
+        generalised = {q: gate.table.column(q).combine_chunks() for q in gate.qis}
+        schema = self._schema(self.names, gate)
+        if self.plan.fmt == "parquet":
+            return self._write_parquet(generalised, schema, staging, gate)
+        return self._write_csv(generalised, schema, staging)
+
+    def _qi_pieces(self, item: tuple[int, dict[str, pa.Array], Any]):
+        from biowarden.engine.assemble import encode_piece
+
+        g, generalised, gate = item
+        self._check()
+        idx = pa.array(self._positions(g))
+        out = []
+        for is_qi, names in _runs(self.names, set(self.plan.qis)):
+            if is_qi:
+                cols = [generalised[n].take(idx) for n in names]
+                out.append(encode_piece(pa.table(cols, schema=self._schema(names, gate)), self._options()))
+        return out
+
+    def _write_parquet(self, generalised, schema: pa.Schema, staging: Path, gate) -> tuple[int, int, str]:
+        from biowarden.engine.assemble import ParquetAssembler
+
+        runs = _runs(self.names, set(self.plan.qis))
+        qi_pieces = self._ordered(self._qi_pieces, ((g, generalised, gate) for g in range(self.groups)))
+        with open(staging, "xb") as fh:
+            asm = ParquetAssembler(fh, schema, self._options())
+            for g, qis in enumerate(qi_pieces):
+                measures, qi_iter = iter(self.pieces[g]), iter(qis)
+                group = []
+                for is_qi, _names in runs:
+                    if is_qi:
+                        piece = next(qi_iter)
+                    else:
+                        piece, where = next(measures)
+                        if where is not None:
+                            piece = dataclasses.replace(piece, body=self.spill.get(*where))
+                    group.append(piece)
+                asm.add_row_group(group)
+                self.pieces[g] = []  # written: let it go
+            nbytes, sha = asm.finish()
+            fh.flush()
+            os.fsync(fh.fileno())
+        return self.rows, nbytes, sha
+
+    def _write_csv(self, generalised, schema: pa.Schema, staging: Path) -> tuple[int, int, None]:
+        from biowarden.engine import write_release
+
+        def group(item) -> pa.RecordBatch:
+            g, bucket = item
+            marked, rep = self._marked(g, bucket)
+            self.reports.append(rep)  # in row group order: the consumer takes results in order
+            pos = self._positions(g)
+            idx = pa.array(pos)
+            cols = []
+            for n in self.names:
+                if n == PSEUDONYM_COLUMN:
+                    cols.append(pa.array(self.plan.ids[pos], pa.int64()))
+                elif n in generalised:
+                    cols.append(generalised[n].take(idx))
+                else:
+                    cols.append(marked.column(n).combine_chunks())
+            return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+        items = ((g, None) for g in range(self.groups)) if self.in_memory else enumerate(self._buckets())
+        nbytes = write_release((group(i) for i in items), staging, "csv", schema=schema)
+        return self.rows, nbytes, None
+
+    @property
+    def rows(self) -> int:
+        return int(sum(r.rows for r in self.reports))
+
+    def report(self):
+        """The marks of the whole release (the row groups' reports added up in order)."""
+        from biowarden.trace.embed import MarkReport
+
+        out = MarkReport(application_no=int(self.plan.app_no))
+        out.skipped = dict(self.marking.skipped)
+        for rep in self.reports:
+            out.marked_columns = rep.marked_columns
+            out.merge(rep)
+        return out
+
+    def close(self) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            with contextlib.suppress(BaseException):
+                assert self._done is not None
+                self._done.result()
+            self._thread.shutdown(wait=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.spill is not None:
+            self.spill.close()
+        self.table = None
+        self.pieces = []
+        shutil.rmtree(self.folder, ignore_errors=True)

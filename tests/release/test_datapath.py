@@ -1,0 +1,74 @@
+"""The release's data path (release.datapath): prepared beside the risk gate, the same file in memory or
+through spill files, the engine writer's bytes, and nothing left behind when the gate refuses."""
+
+from __future__ import annotations
+
+import threading
+
+import pyarrow.parquet as pq
+import pytest
+
+from biowarden.engine import write_release
+from biowarden.release import ReleaseDenied
+from tests.release.test_pipeline import _release, _releases
+
+# quasi-identifiers (31, 34, 54) between measures: the gate's columns are pieces of their own in each row group
+FIELDS = ["50", "31", "21002", "34", "21001", "4080", "54", "30690"]
+
+
+def _eids(cohort_file, n):
+    with pq.ParquetFile(cohort_file[0]) as f:
+        return f.read(columns=["eid"]).column("eid").to_numpy()[:n]
+
+
+def _leftovers(tmp_path):
+    """Staging files (hidden) and spill folders the release would have left beside its output."""
+    return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".", "biowarden-")))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_in_memory_and_spilled_releases_are_the_same_file(
+    db, reg, keyring, cohort_file, policy, tmp_path, monkeypatch, fmt
+):
+    monkeypatch.setattr("biowarden.engine.writer.ROW_GROUP_ROWS", 300)  # 1,000 rows: four row groups
+    eids = _eids(cohort_file, 1000)
+    a = _release(
+        db, keyring, cohort_file, policy, tmp_path, name=f"mem.{fmt}", participants=eids, fields=FIELDS, fmt=fmt
+    )
+    monkeypatch.setattr("biowarden.release.datapath.IN_MEMORY_BYTES", 0)
+    b = _release(
+        db, keyring, cohort_file, policy, tmp_path, name=f"spill.{fmt}", participants=eids, fields=FIELDS, fmt=fmt
+    )
+    assert a.file_sha256 == b.file_sha256 and a.marks == b.marks and a.rows == b.rows == 1000
+    assert (tmp_path / f"mem.{fmt}").read_bytes() == (tmp_path / f"spill.{fmt}").read_bytes()
+    assert _leftovers(tmp_path) == []  # no staging, spill or piece files
+    if fmt == "parquet":
+        # assembled from pieces, the file is the one the engine's writer makes from its rows
+        t = pq.read_table(tmp_path / "mem.parquet")
+        assert t.column_names == ["pseudonym_id", *[c for f in FIELDS for c in t.column_names if c.startswith(f + "-")]]
+        assert pq.ParquetFile(tmp_path / "mem.parquet").metadata.num_row_groups == 4
+        write_release(t, tmp_path / "rewritten.parquet")
+        assert (tmp_path / "rewritten.parquet").read_bytes() == (tmp_path / "mem.parquet").read_bytes()
+        assert t.column("pseudonym_id").to_pylist() == sorted(t.column("pseudonym_id").to_pylist())
+
+
+def test_a_refusing_gate_stops_the_data_path_and_leaves_nothing(
+    db, reg, keyring, cohort_file, policy, tmp_path, monkeypatch
+):
+    started = threading.Event()
+
+    def refusing(table, dictionary, threshold, prior=()):
+        # the data path is already at work (it starts before the gate)
+        assert any(t.name.startswith("biowarden-release") for t in threading.enumerate())
+        started.set()
+        raise ReleaseDenied("DENY_RISK", "refused for the test", "drop quasi-identifier 34-0.0")
+
+    monkeypatch.setattr("biowarden.release.pipeline.risk_gate", refusing)
+    with pytest.raises(ReleaseDenied, match="DENY_RISK"):
+        _release(
+            db, keyring, cohort_file, policy, tmp_path, name="refused.parquet", participants=_eids(cohort_file, 900)
+        )
+    assert started.is_set()
+    assert _leftovers(tmp_path) == []
+    assert _releases(db) == 0
+    assert not [t for t in threading.enumerate() if t.name.startswith("biowarden-release")]
