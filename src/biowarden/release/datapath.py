@@ -1,28 +1,26 @@
-"""The release's data path: rows from the engine's scan to the written file, beside the risk gate.
+"""The release's data path: rows from the engine's scan to the written file, around the risk gate.
 
-Only the quasi-identifiers' columns depend on the risk gate. Which rows leave (the requested participants),
+Only the quasi-identifiers' columns depend on the risk gate: which rows leave (the requested participants),
 their order (the application's pseudonyms, ascending), the marks (a function of the master eid, the column
-and the stored value) and the marking policy (decided on the stored measures, which the gate never
-touches) are all known before it decides. So :class:`ReleaseData` starts before the gate and, while the gate
-searches, scans the rows through the engine, decides the marking policy, puts the rows into pseudonym order,
-marks them and encodes every column but the quasi-identifiers into Parquet column chunks (pieces, see
-:mod:`biowarden.engine.assemble`), row group by row group on two threads. Once the gate has decided, only
-the quasi-identifiers' generalised labels are put into pseudonym order and encoded, and the file is
-assembled from the pieces, its SHA-256 taken as it is written. The file is byte for byte the one the
-engine's writer (:func:`biowarden.engine.write_release`) makes from the same rows.
+and the stored value) and the marking policy (decided on the stored measures, which the gate never touches)
+are known before it decides. :class:`ReleaseData` reads the rows while the gate searches, in eid order, one
+column group at a time (a read is a few long calls into Arrow that let go of the GIL; work made of many
+short NumPy steps, such as marking, beside the gate's Python would have both wait on the GIL, which
+measured slower than one after the other). Once the gate has decided, the marking policy is decided from
+the rows in memory and each row group is taken into pseudonym order, marked and encoded on two threads as
+Parquet column-chunk pieces (:mod:`biowarden.engine.assemble`), and the file is assembled from them in
+order, its SHA-256 taken as it is written. The file is byte for byte the one the engine's writer
+(:func:`biowarden.engine.write_release`) makes from the same rows.
 
-Rows into pseudonym order: when the requested columns fit in memory (:data:`IN_MEMORY_BYTES`, estimated
-from the Parquet metadata) they are read once, in eid order, and each row group is a take over the columns;
-otherwise they are spilled in buckets and sorted (:func:`biowarden.engine.sort_by_key`, one bucket per row
-group) and the encoded column chunks wait in a spill file beside the output. CSV releases are written
-after the gate from the same row groups. Either way the output depends only on the rows, so both engines,
-and both ways, give the same bytes.
+Rows into pseudonym order: when the requested columns fit in memory (:data:`IN_MEMORY_BYTES`, estimated from
+the Parquet metadata) they are read once and each row group is a take over the columns; otherwise they are
+scanned after the gate, spilled in buckets and sorted (:func:`biowarden.engine.sort_by_key`, one bucket per
+row group). CSV releases go through the engine's writer from the same row groups. Either way the output
+depends only on the rows, so both engines, and both ways, give the same bytes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -154,30 +152,6 @@ def _runs(names: Sequence[str], qis: set[str]) -> list[tuple[bool, list[str]]]:
     return out
 
 
-class _Spill:
-    """Encoded pieces' bytes kept in a file (the bounded-memory way) until the release is assembled."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / "pieces.bin"
-        self.fh = open(self.path, "w+b")  # noqa: SIM115 - closed by close()
-        self.lock = threading.Lock()
-
-    def put(self, body: bytes) -> tuple[int, int]:
-        with self.lock:
-            self.fh.seek(0, os.SEEK_END)
-            at = self.fh.tell()
-            self.fh.write(body)
-            return at, len(body)
-
-    def get(self, at: int, n: int) -> bytes:
-        with self.lock:
-            self.fh.seek(at)
-            return self.fh.read(n)
-
-    def close(self) -> None:
-        self.fh.close()
-
-
 @dataclass
 class Plan:
     """What the data path needs, all known before the risk gate decides."""
@@ -198,9 +172,8 @@ class Plan:
 
 
 class ReleaseData:
-    """The rows of one release, prepared beside the risk gate (:meth:`start`) and written once it has
-    decided (:meth:`write`). Call :meth:`close` in any case: it stops the preparation and removes the
-    spill files."""
+    """The rows of one release: read beside the risk gate (:meth:`start`), written once it has decided
+    (:meth:`write`). Call :meth:`close` in any case: it stops the work and removes the spill files."""
 
     def __init__(self, plan: Plan, engine) -> None:
         from biowarden.engine.writer import ROW_GROUP_ROWS
@@ -211,27 +184,25 @@ class ReleaseData:
         self.order = np.argsort(plan.ids, kind="stable")  # eid positions in pseudonym order
         self.groups = (plan.eids.size + self.rows_per_group - 1) // self.rows_per_group
         self.names = [PSEUDONYM_COLUMN, *plan.columns]
+        self.runs = _runs(self.names, set(plan.qis))
         self.measures = [c for c in plan.columns if c not in set(plan.qis)]
         est = estimated_bytes(plan.parquet, plan.columns, int(plan.eids.size))
         self.in_memory = est <= IN_MEMORY_BYTES
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="biowarden-release")
         self.stop = threading.Event()
         self.folder = Path(tempfile.mkdtemp(prefix="biowarden-release-", dir=plan.tmpdir))
-        self.spill: _Spill | None = None
         self.table: pa.Table | None = None  # in memory: the requested rows in eid order
         self.marking = None
         self.marking_inputs: list[str] = []
         self.reports: list[Any] = []
-        # per row group: the measures' pieces in run order, each with where its bytes were spilled (or None)
-        self.pieces: list[list[tuple[Any, tuple[int, int] | None]]] = []
-        self._done: Future | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._read: Future | None = None
 
-    # -- before the gate ---------------------------------------------------------------------------------
+    # -- beside the gate ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="biowarden-release-data")
-        self._done = self._thread.submit(self._prepare)
+        """Read the rows (in memory) while the gate searches; one reading thread, the gate has the other core."""
+        if self.in_memory:
+            self._read = self.pool.submit(self._read_all)
 
     def _check(self) -> None:
         if self.stop.is_set():
@@ -248,70 +219,61 @@ class ReleaseData:
         while pending:
             yield pending.pop(0).result()
 
-    def _prepare(self) -> None:
-        p = self.plan
-        if self.in_memory:
-            self.table = self._read_all()
-            table = self.table
-            self.marking = marking_policy_of(
-                p.columns,
-                p.qis,
-                p.schema,
-                p.dictionary,
-                p.options,
-                lambda cols: table.select(cols),
-                lambda fn, items: self._ordered(fn, items),
-            )
-        else:
-            self.marking = marking_policy_of(
-                p.columns,
-                p.qis,
-                p.schema,
-                p.dictionary,
-                p.options,
-                lambda cols: read_group(p.parquet, cols, p.keep),
-                lambda fn, items: self._ordered(fn, items),
-            )
-        # a derived measure recomputed from a quasi-identifier's stored value needs that value beside it
-        qis = set(p.qis)
-        self.marking_inputs = self.measures + sorted(
-            {i for rule in self.marking.derived for i in rule.inputs if i in qis}, key=p.columns.index
-        )
-        self._check()
-        if p.fmt != "parquet":
-            return  # CSV rows are marked and written once the gate has decided
-        if self.in_memory:
-            results = self._ordered(self._measures_piece, ((g, None) for g in range(self.groups)))
-        else:
-            self.spill = _Spill(self.folder)
-            results = self._ordered(self._measures_piece, enumerate(self._buckets()))
-        for pieces, rep in results:
-            self.pieces.append(pieces)
-            self.reports.append(rep)
-
     def _read_all(self) -> pa.Table:
-        """The requested rows in eid order, one chunk per column. On the local engine the columns are read
-        a group at a time on the pool's threads; elsewhere (Spark) in one query."""
+        """The requested rows in eid order, one chunk per column: on the local engine a column group at a
+        time; elsewhere (Spark) in one query."""
         from biowarden.engine import read_columns
 
         p = self.plan
         local = getattr(self.engine, "name", self.engine) == "duckdb"
         groups = [p.columns[s : s + READ_GROUP] for s in range(0, len(p.columns), READ_GROUP)] if local else [p.columns]
-
-        def read(cols: list[str]) -> pa.Table:
+        arrays: list[pa.ChunkedArray] = []
+        for cols in groups:
             self._check()
             part = read_columns(str(p.parquet), cols, engine=self.engine, participants=p.keep)
             if not np.array_equal(part.column(PARTICIPANT_COLUMN).to_numpy(), p.eids):  # pragma: no cover
                 raise RuntimeError(f"the engine returned {part.num_rows} rows for {p.eids.size} participants")
-            return part
+            if not arrays:
+                arrays.append(part.column(PARTICIPANT_COLUMN))
+            arrays.extend(part.column(c) for c in cols)
+        schema = pa.schema([p.schema.field(c) for c in [PARTICIPANT_COLUMN, *p.columns]])
+        return pa.Table.from_arrays(arrays, schema=schema)
 
-        parts = list(self._ordered(read, groups))
-        arrays = [parts[0].column(PARTICIPANT_COLUMN)]
-        for part in parts:
-            arrays.extend(part.column(c) for c in part.column_names if c != PARTICIPANT_COLUMN)
-        return pa.Table.from_arrays(
-            arrays, schema=pa.schema([p.schema.field(c) for c in [PARTICIPANT_COLUMN, *p.columns]])
+    # -- once the gate has decided ------------------------------------------------------------------------
+
+    def write(self, gate, staging: Path) -> tuple[int, int, str | None]:
+        """Write the release to ``staging`` once the gate has decided; (rows, bytes, SHA-256 or None when
+        the caller must hash the file)."""
+        p = self.plan
+        if list(gate.qis) != list(p.qis):  # pragma: no cover - the gate's QIs are the plan's
+            raise RuntimeError("the gate generalised other columns than planned")
+        if not np.array_equal(gate.table.column(PARTICIPANT_COLUMN).to_numpy(), p.eids):  # pragma: no cover
+            raise RuntimeError("the gate's participants are not the release's")
+        if self._read is not None:
+            self.table = self._read.result()
+            table = self.table
+
+            def read(cols: list[str]) -> pa.Table:
+                return table.select(cols)
+        else:
+
+            def read(cols: list[str]) -> pa.Table:
+                return read_group(p.parquet, cols, p.keep)
+
+        self.marking = marking_policy_of(
+            p.columns, p.qis, p.schema, p.dictionary, p.options, read, lambda fn, items: self._ordered(fn, items)
         )
+        # a derived measure recomputed from a quasi-identifier's stored value needs that value beside it
+        qis = set(p.qis)
+        self.marking_inputs = self.measures + sorted(
+            {i for rule in self.marking.derived for i in rule.inputs if i in qis}, key=p.columns.index
+        )
+        generalised = {q: gate.table.column(q).combine_chunks() for q in gate.qis}
+        schema = self._schema(self.names, gate)
+        items = ((g, None) for g in range(self.groups)) if self.in_memory else enumerate(self._buckets())
+        if p.fmt == "parquet":
+            return self._write_parquet(items, generalised, schema, staging, gate)
+        return self._write_csv(items, generalised, schema, staging)
 
     def _buckets(self) -> Iterator[pa.RecordBatch]:
         """The rows in pseudonym order, one row group at a time, through spill files."""
@@ -345,31 +307,37 @@ class ReleaseData:
 
         self._check()
         pos = self._positions(g)
+        if not self.marking_inputs:  # only quasi-identifiers: nothing to mark
+            rep = embed.MarkReport(application_no=int(self.plan.app_no), rows=int(pos.size))
+            rep.skipped = dict(self.marking.skipped)
+            return None, rep
         if bucket is None:
             rows = self.table.select(self.marking_inputs).take(pa.array(pos))
         else:
             rows = pa.Table.from_batches([bucket.select(self.marking_inputs)])
-        marked, rep = embed.mark_batch(rows, self.marking, self.plan.app_no, self.plan.keyring, self.plan.eids[pos])
-        return marked, rep
+        return embed.mark_batch(rows, self.marking, self.plan.app_no, self.plan.keyring, self.plan.eids[pos])
 
-    def _measures_piece(self, item: tuple[int, pa.RecordBatch | None]):
+    def _columns(self, g: int, bucket, generalised: dict[str, pa.Array]) -> tuple[dict[str, Any], Any]:
+        """Row group ``g``'s released columns by name (pseudonym, generalised QIs, marked measures)."""
+        marked, rep = self._marked(g, bucket)
+        pos = self._positions(g)
+        idx = pa.array(pos)
+        cols: dict[str, Any] = {PSEUDONYM_COLUMN: pa.array(self.plan.ids[pos], pa.int64())}
+        for n in self.plan.columns:
+            cols[n] = generalised[n].take(idx) if n in generalised else marked.column(n)
+        return cols, rep
+
+    def _pieces(self, item: tuple[int, pa.RecordBatch | None, dict[str, pa.Array], Any]):
+        """Row group ``g`` encoded: one piece per run of columns, and its mark report."""
         from biowarden.engine.assemble import encode_piece
 
-        g, bucket = item
-        marked, rep = self._marked(g, bucket)
-        pseudonyms = pa.array(self.plan.ids[self._positions(g)], pa.int64())
+        g, bucket, generalised, gate = item
+        cols, rep = self._columns(g, bucket, generalised)
         pieces = []
-        for is_qi, names in _runs(self.names, set(self.plan.qis)):
-            if is_qi:
-                continue
+        for _is_qi, names in self.runs:
             self._check()
-            cols = [pseudonyms if n == PSEUDONYM_COLUMN else marked.column(n) for n in names]
-            piece = encode_piece(pa.table(cols, schema=self._schema(names, None)), self._options())
-            where = None
-            if self.spill is not None:
-                where = self.spill.put(piece.body)
-                piece = dataclasses.replace(piece, body=b"")
-            pieces.append((piece, where))
+            table = pa.table([cols[n] for n in names], schema=self._schema(names, gate))
+            pieces.append(encode_piece(table, self._options()))
         return pieces, rep
 
     @staticmethod
@@ -386,89 +354,36 @@ class ReleaseData:
         for n in names:
             if n == PSEUDONYM_COLUMN:
                 fields.append(pa.field(PSEUDONYM_COLUMN, pa.int64()))
-            elif gate is not None and n in gate.qis:
+            elif n in gate.qis:
                 fields.append(gate.table.schema.field(n))
             else:
                 fields.append(self.plan.schema.field(n))
         return plain_schema(pa.schema(fields))
 
-    # -- once the gate has decided ------------------------------------------------------------------------
-
-    def write(self, gate, staging: Path) -> tuple[int, int, str | None]:
-        """Write the release to ``staging`` once the gate has decided; (rows, bytes, SHA-256 or None when
-        the caller must hash the file)."""
-        if list(gate.qis) != list(self.plan.qis):  # pragma: no cover - the gate's QIs are the plan's
-            raise RuntimeError("the gate generalised other columns than planned")
-        gate_eids = gate.table.column(PARTICIPANT_COLUMN).to_numpy()
-        if not np.array_equal(gate_eids, self.plan.eids):  # pragma: no cover - the gate keeps every row
-            raise RuntimeError("the gate's participants are not the release's")
-        assert self._done is not None
-        self._done.result()  # the preparation's error, if any, surfaces here
-        generalised = {q: gate.table.column(q).combine_chunks() for q in gate.qis}
-        schema = self._schema(self.names, gate)
-        if self.plan.fmt == "parquet":
-            return self._write_parquet(generalised, schema, staging, gate)
-        return self._write_csv(generalised, schema, staging)
-
-    def _qi_pieces(self, item: tuple[int, dict[str, pa.Array], Any]):
-        from biowarden.engine.assemble import encode_piece
-
-        g, generalised, gate = item
-        self._check()
-        idx = pa.array(self._positions(g))
-        out = []
-        for is_qi, names in _runs(self.names, set(self.plan.qis)):
-            if is_qi:
-                cols = [generalised[n].take(idx) for n in names]
-                out.append(encode_piece(pa.table(cols, schema=self._schema(names, gate)), self._options()))
-        return out
-
-    def _write_parquet(self, generalised, schema: pa.Schema, staging: Path, gate) -> tuple[int, int, str]:
+    def _write_parquet(self, items, generalised, schema: pa.Schema, staging: Path, gate) -> tuple[int, int, str]:
         from biowarden.engine.assemble import ParquetAssembler
 
-        runs = _runs(self.names, set(self.plan.qis))
-        qi_pieces = self._ordered(self._qi_pieces, ((g, generalised, gate) for g in range(self.groups)))
+        groups = self._ordered(self._pieces, ((g, b, generalised, gate) for g, b in items))
         with open(staging, "xb") as fh:
             asm = ParquetAssembler(fh, schema, self._options())
-            for g, qis in enumerate(qi_pieces):
-                measures, qi_iter = iter(self.pieces[g]), iter(qis)
-                group = []
-                for is_qi, _names in runs:
-                    if is_qi:
-                        piece = next(qi_iter)
-                    else:
-                        piece, where = next(measures)
-                        if where is not None:
-                            piece = dataclasses.replace(piece, body=self.spill.get(*where))
-                    group.append(piece)
-                asm.add_row_group(group)
-                self.pieces[g] = []  # written: let it go
+            for pieces, rep in groups:
+                asm.add_row_group(pieces)
+                self.reports.append(rep)
             nbytes, sha = asm.finish()
             fh.flush()
             os.fsync(fh.fileno())
         return self.rows, nbytes, sha
 
-    def _write_csv(self, generalised, schema: pa.Schema, staging: Path) -> tuple[int, int, None]:
+    def _write_csv(self, items, generalised, schema: pa.Schema, staging: Path) -> tuple[int, int, None]:
         from biowarden.engine import write_release
 
-        def group(item) -> pa.RecordBatch:
-            g, bucket = item
-            marked, rep = self._marked(g, bucket)
-            self.reports.append(rep)  # in row group order: the consumer takes results in order
-            pos = self._positions(g)
-            idx = pa.array(pos)
-            cols = []
-            for n in self.names:
-                if n == PSEUDONYM_COLUMN:
-                    cols.append(pa.array(self.plan.ids[pos], pa.int64()))
-                elif n in generalised:
-                    cols.append(generalised[n].take(idx))
-                else:
-                    cols.append(marked.column(n).combine_chunks())
-            return pa.RecordBatch.from_arrays(cols, schema=schema)
+        def batches() -> Iterator[pa.RecordBatch]:
+            for g, bucket in items:
+                cols, rep = self._columns(g, bucket, generalised)
+                self.reports.append(rep)
+                yield pa.RecordBatch.from_arrays([_plain(cols[n]) for n in self.names], schema=schema)
 
-        items = ((g, None) for g in range(self.groups)) if self.in_memory else enumerate(self._buckets())
-        nbytes = write_release((group(i) for i in items), staging, "csv", schema=schema)
+        nbytes = write_release(batches(), staging, "csv", schema=schema)
         return self.rows, nbytes, None
 
     @property
@@ -488,14 +403,10 @@ class ReleaseData:
 
     def close(self) -> None:
         self.stop.set()
-        if self._thread is not None:
-            with contextlib.suppress(BaseException):
-                assert self._done is not None
-                self._done.result()
-            self._thread.shutdown(wait=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.spill is not None:
-            self.spill.close()
         self.table = None
-        self.pieces = []
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _plain(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col

@@ -726,10 +726,9 @@ def create_release(
             "ask the access committee for an exception, or request fewer participants",
         )
 
-    # 4. the quasi-identifiers alone (a compact read), then the risk gate on them. Beside the gate, the data
-    # path scans, orders, marks and encodes everything that does not depend on it (datapath.ReleaseData);
-    # with canaries on (trace.json) the release is made in memory after the gate, since canaries are
-    # shaped like the whole release.
+    # 4. the quasi-identifiers alone (a compact read), then the risk gate on them; beside the gate, the data
+    # path reads the released columns (datapath.ReleaseData). With canaries on (trace.json) the release is
+    # made in memory after the gate, since canaries are shaped like the whole release.
     app_no = application_number(db, application_id, at)
     keep = eids if participants is not None else None
     qi_cols = quasi_identifiers(schema, columns, dictionary)
