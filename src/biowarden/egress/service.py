@@ -197,7 +197,7 @@ class EgressControl:
             c_share = cells / (self.cohort_size * self.cohort_fields)
             usage[f"coverage.{kind}"] = {"participants": participants, "cells": cells,
                                          "participant_share": round(p_share, 6), "cell_share": round(c_share, 6)}
-            out[kind] = (per_field, union, participants, cells)
+            out[kind] = (per_field, union, participants, cells, current)
             if not enforce:
                 continue
             for limit in self.policy.coverage:
@@ -230,14 +230,21 @@ class EgressControl:
                 blobs[id(bm)] = serialise(bm)
             return blobs[id(bm)]
 
-        for kind, (per_field, union, participants, cells) in coverage.items():
+        for kind, (per_field, union, participants, cells, current) in coverage.items():
             scope = locked.rows[kind]
             scope.union_bitmap = blob(union)
             scope.participants = participants
             scope.cells = cells
+            # the rows read under the scope's lock are updated, the others added: one flush for all (a merge
+            # per field selected and flushed each: 0.6 s for a 99-field export)
             for f, bm in per_field.items():
-                session.merge(EgressCoverage(scope_kind=kind, scope_id=ids[kind], field=f,
-                                             bitmap=blob(bm), participants=len(bm)))
+                row = current.get(f)
+                if row is None:
+                    session.add(EgressCoverage(scope_kind=kind, scope_id=ids[kind], field=f,
+                                               bitmap=blob(bm), participants=len(bm)))
+                else:
+                    row.bitmap = blob(bm)
+                    row.participants = len(bm)
         session.flush()
 
     # -- committee exceptions ----------------------------------------------------------------------
