@@ -131,3 +131,11 @@ def test_demo_step_synthesises_then_reuses(tmp_path):
     assert (tmp_path / "h" / "cohort" / "cohort.parquet").stat().st_mtime_ns == mtime
     run(DemoContext(home=tmp_path / "h", participants=2000, seed=12, console=Console(record=True)))
     assert (tmp_path / "h" / "cohort" / "cohort.parquet").stat().st_mtime_ns != mtime
+
+
+def test_an_error_naming_a_long_path_is_one_unbroken_line(home, tmp_path):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 6) / "nowhere"
+    r = runner.invoke(app, ["cohort", "import", str(deep)])
+    assert r.exit_code == 2
+    lines = [ln for ln in r.output.splitlines() if "error:" in ln]
+    assert len(lines) == 1 and str(deep) in lines[0] and "not a folder" in lines[0]

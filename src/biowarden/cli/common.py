@@ -19,6 +19,8 @@ def emit_json(payload: Any) -> None:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """A clear error naming the problem, and a non-zero exit; never a traceback."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    """A clear error naming the problem, and a non-zero exit; never a traceback. The message is one line
+    (``soft_wrap``: the terminal wraps it, Rich inserts no newline), so a path or id in it stays whole when
+    the output is piped, logged or searched."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code)
