@@ -2,7 +2,8 @@
 
 The search works on the histogram of distinct QI combinations: a transformation (one level per QI) maps
 every distinct combination to its generalised combination with NumPy indexing, and the counts are
-re-aggregated (``bincount`` on a mixed-radix key, ``unique`` when the key space is large). Regrouping is
+re-aggregated (``bincount`` on a mixed-radix key; when the key space is large, the keys hashed and only the
+distinct ones sorted, as ``unique`` would number them). Regrouping is
 incremental: generalisation is monotone, so a node's classes are unions of the classes of any finer node;
 a node is derived from the cached finer node with the fewest classes by mapping only the changed QIs'
 codes up their hierarchies (where a hierarchy is not a tree, from the histogram's rows instead). Records in
@@ -519,7 +520,8 @@ def _regroup(
     """Group weighted code tuples: (distinct tuples as a (q, classes) matrix, summed weights, inverse).
 
     The tuple is packed into one mixed-radix integer key; a dense ``bincount`` when the key space is
-    small, a sort (``unique``) otherwise, a row-wise unique when the key would overflow 64 bits.
+    small, otherwise a hash of the keys and a sort of the distinct ones (``data.unique_inverse``: ``unique``'s
+    result), a row-wise unique when the key would overflow 64 bits.
     """
     m = len(weights)
     q = len(cols)
