@@ -11,6 +11,7 @@ engine's workers: in-process for DuckDB, inside the executors (``mapInArrow``) f
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import re
 import shutil
@@ -97,7 +98,7 @@ class Engine:
         self.session = session
         self._tmp = tempfile.mkdtemp(prefix=f"biowarden-{name}-")
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._tmp, True)
-        self._n = 0
+        self._names = itertools.count(1)  # next() is atomic: the release reads on two threads at once
 
     def __repr__(self) -> str:
         return f"Engine({self.name!r})"
@@ -115,8 +116,7 @@ class Engine:
         self.close()
 
     def _name(self, stem: str) -> str:
-        self._n += 1
-        return f"bw_{stem}_{id(self):x}_{self._n}"
+        return f"bw_{stem}_{id(self):x}_{next(self._names)}"
 
     def table(self, source: Source) -> ibis.Table:
         """An Ibis table over a Parquet file or an Arrow table."""

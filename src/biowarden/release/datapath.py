@@ -160,7 +160,6 @@ class Plan:
     columns: list[str]  # the released columns (without the participant column), in release order
     keep: np.ndarray | None  # the requested participants (None: all)
     eids: np.ndarray  # the participants that leave, ascending
-    ids: np.ndarray  # their pseudonyms (aligned with eids)
     qis: list[str]  # the columns the gate generalises
     schema: pa.Schema  # the cohort's
     dictionary: Any
@@ -181,7 +180,8 @@ class ReleaseData:
         self.plan = plan
         self.engine = engine
         self.rows_per_group = int(ROW_GROUP_ROWS)
-        self.order = np.argsort(plan.ids, kind="stable")  # eid positions in pseudonym order
+        self.ids: np.ndarray = np.zeros(0, dtype=np.int64)  # the pseudonyms (aligned with eids), by start()
+        self.order: np.ndarray = np.zeros(0, dtype=np.int64)  # eid positions in pseudonym order
         self.groups = (plan.eids.size + self.rows_per_group - 1) // self.rows_per_group
         self.names = [PSEUDONYM_COLUMN, *plan.columns]
         self.runs = _runs(self.names, set(plan.qis))
@@ -195,14 +195,23 @@ class ReleaseData:
         self.marking = None
         self.marking_inputs: list[str] = []
         self.reports: list[Any] = []
-        self._read: Future | None = None
+        self._ready: Future | None = None
 
     # -- beside the gate ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Read the rows (in memory) while the gate searches; one reading thread, the gate has the other core."""
+        """Pseudonymise and read the rows (in memory) while the gate searches: one thread, the gate has the
+        other core."""
+        self._ready = self.pool.submit(self._prepare)
+
+    def _prepare(self) -> None:
+        from biowarden.trace.pseudonym import pseudonymise
+
+        p = self.plan
+        self.ids = pseudonymise(p.eids, p.app_no, p.keyring)
+        self.order = np.argsort(self.ids, kind="stable")
         if self.in_memory:
-            self._read = self.pool.submit(self._read_all)
+            self.table = self._read_all()
 
     def _check(self) -> None:
         if self.stop.is_set():
@@ -249,8 +258,11 @@ class ReleaseData:
             raise RuntimeError("the gate generalised other columns than planned")
         if not np.array_equal(gate.table.column(PARTICIPANT_COLUMN).to_numpy(), p.eids):  # pragma: no cover
             raise RuntimeError("the gate's participants are not the release's")
-        if self._read is not None:
-            self.table = self._read.result()
+        if self._ready is None:
+            self._prepare()
+        else:
+            self._ready.result()
+        if self.table is not None:
             table = self.table
 
             def read(cols: list[str]) -> pa.Table:
@@ -286,8 +298,8 @@ class ReleaseData:
         )
         scanned = prefetch(scan_batches(str(p.parquet), p.columns, engine=self.engine, participants=p.keep))
         try:
-            keyed = _keyed_by_pseudonym(scanned, p.eids, p.ids, keyed_schema)
-            rows = sort_by_key(keyed, PSEUDONYM_COLUMN, p.ids, keyed_schema, self.rows_per_group, tmpdir=self.folder)
+            keyed = _keyed_by_pseudonym(scanned, p.eids, self.ids, keyed_schema)
+            rows = sort_by_key(keyed, PSEUDONYM_COLUMN, self.ids, keyed_schema, self.rows_per_group, tmpdir=self.folder)
             try:
                 for b in rows:
                     self._check()
@@ -322,7 +334,7 @@ class ReleaseData:
         marked, rep = self._marked(g, bucket)
         pos = self._positions(g)
         idx = pa.array(pos)
-        cols: dict[str, Any] = {PSEUDONYM_COLUMN: pa.array(self.plan.ids[pos], pa.int64())}
+        cols: dict[str, Any] = {PSEUDONYM_COLUMN: pa.array(self.ids[pos], pa.int64())}
         for n in self.plan.columns:
             cols[n] = generalised[n].take(idx) if n in generalised else marked.column(n)
         return cols, rep

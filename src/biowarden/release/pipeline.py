@@ -738,16 +738,15 @@ def create_release(
     owned = eng is not engine
     data: ReleaseData | None = None
     try:
-        qi_table = read_columns(str(parquet), qi_cols, engine=eng, participants=keep)
         if not options.canaries:
-            ids = pseudo.pseudonymise(eids, app_no, keyring)
             data = ReleaseData(
-                Plan(parquet=Path(parquet), columns=columns, keep=keep, eids=eids, ids=ids, qis=qi_cols,
+                Plan(parquet=Path(parquet), columns=columns, keep=keep, eids=eids, qis=qi_cols,
                      schema=schema, dictionary=dictionary, options=options, app_no=app_no, keyring=keyring,
                      fmt=fmt, tmpdir=out.parent),
                 eng,
             )
             data.start()
+        qi_table = read_columns(str(parquet), qi_cols, engine=eng, participants=keep)
         prior = []
         if cumulative and qi_cols and _holds_releases(db, application_id, institution):
             prior = _prior_holdings(db, application_id, institution, parquet, dictionary)
