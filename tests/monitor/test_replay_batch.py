@@ -11,7 +11,9 @@ from pyroaring import BitMap
 from biowarden.ledger.canonical import canonical_text
 from biowarden.monitor.activity import (
     DENIED_KIND,
+    DOWNLOAD_KIND,
     EXPORT_KIND,
+    LINK_MISUSE_REASONS,
     Activity,
     decode_participants,
     export_fields,
@@ -34,6 +36,27 @@ def _entry(act: Activity, **extra) -> SimpleNamespace:
 def _denied(at: datetime, who: str, app: str = "A-0", inst: str = "I-0", decision: str = "deny", **extra):
     payload = {"researcher": who, "application": app, "institution": inst, **extra}
     return SimpleNamespace(kind=DENIED_KIND, at=at, decision=decision, payload_json=canonical_text(payload))
+
+
+# a download's ledger reasons: link misuse (the researcher's denied request), a policy refusal (read as its
+# ``decision`` entry, not again here), platform faults, a refusal a suspension imposes, and an allowed use
+DOWNLOAD_REASONS = (
+    *sorted(LINK_MISUSE_REASONS),
+    "DENY_FIELD_OUT_OF_SCOPE",
+    "DENY_APPLICATION_EXPIRED",
+    "DENY_FILE_MISSING",
+    "DENY_FILE_CHANGED",
+    "DENY_SUSPENDED_RESEARCHER",
+    "ALLOW",
+)
+
+
+def _download(at: datetime, who: str, app: str, inst: str, reason: str) -> SimpleNamespace:
+    payload = {"researcher": who, "application": app, "institution": inst, "release_id": "R-1", "link_id": 3}
+    decision = "allow" if reason == "ALLOW" else "deny"
+    return SimpleNamespace(
+        kind=DOWNLOAD_KIND, at=at, decision=decision, reason=reason, payload_json=canonical_text(payload)
+    )
 
 
 def _state(m: Monitor) -> dict:
@@ -127,6 +150,7 @@ def _random_traffic(seed: int) -> tuple[list, MonitorConfig]:
     """Small worlds where every check fires now and then: night hours, new networks and clients, dormant
     accounts, bursts, expiries, bulk and growing pulls, applications moving institution, odd payload layouts."""
     rng = np.random.default_rng(seed)
+    links = np.random.default_rng(seed + 1000)  # its own stream: the rest of the traffic is as before
     cohort = 4000
     config = MonitorConfig(cohort_size=cohort, burst_count=6, denied_count=3, min_history=3)
     n_res, n_apps, n_inst = 12, 6, 4
@@ -150,7 +174,10 @@ def _random_traffic(seed: int) -> tuple[list, MonitorConfig]:
         who = f"r{r}@x.ac.uk"
         if rng.random() < 0.12:
             extra = {"detail": "fields outside scope"} if rng.random() < 0.1 else {}
-            entries.append(_denied(at, who, f"A-{app}", inst, **extra))
+            if links.random() < 0.4:  # a download refused (or allowed): only link misuse is read
+                entries.append(_download(at, who, f"A-{app}", inst, str(links.choice(DOWNLOAD_REASONS))))
+            else:
+                entries.append(_denied(at, who, f"A-{app}", inst, **extra))
             continue
         v = rng.random()
         if v < 0.5:
@@ -341,3 +368,19 @@ def test_window_folds_to_the_same_window_and_bounds_its_median_from_below(seed):
             assert window.robust() == _robust(list(plain))
     assert list(window.values) == list(plain) and window.order == sorted(plain)
     assert floors > 100
+
+
+def test_link_misuse_downloads_raise_denied_burst_alike_in_both_replays():
+    """Refused downloads: link misuse counts as the researcher's denied requests (five within the hour raise
+    ``denied_burst``), policy refusals, platform faults, imposed refusals and allowed uses do not."""
+    config = MonitorConfig(cohort_size=1000)
+    who = "probe@x.ac.uk"
+    ignored = [r for r in DOWNLOAD_REASONS if r not in LINK_MISUSE_REASONS]
+    entries = [_download(T0 + timedelta(minutes=k), who, "A-1", "I-1", r) for k, r in enumerate(ignored * 2)]
+    seq, _bat = _assert_same(entries, config)
+    assert seq.activities == 0 and seq.alerts == []
+    misuse = sorted(LINK_MISUSE_REASONS)
+    entries += [_download(T0 + timedelta(minutes=20 + k), who, "A-1", "I-1", misuse[k % 4]) for k in range(5)]
+    seq, _bat = _assert_same(entries, config)
+    assert seq.activities == 5
+    assert [(a.detector, a.scope, a.target) for a in seq.alerts] == [("denied_burst", "researcher", who)]

@@ -27,7 +27,13 @@ DENIED_KIND = "policy.decision"
 # allowed them (caps, quotas, the monitor's hard rules, the risk gate: ``release.pipeline``).
 DECISION_KIND = "decision"
 RELEASE_DENIED_KIND = "release.denied"
-DENIED_KINDS = frozenset({DENIED_KIND, DECISION_KIND, RELEASE_DENIED_KIND})
+# A download refused for misusing a link (``release.download`` deny: an unknown link, another account's or
+# token's, one already used or expired: ``release.downloads``, which names the researcher and institution) is
+# the researcher's own denied request. The kind's other denials are not: a policy refusal repeats the
+# ``decision`` entry already read (no double counting) and a missing or changed file is the platform's fault.
+DOWNLOAD_KIND = "release.download"
+LINK_MISUSE_REASONS = frozenset({"DENY_LINK_UNKNOWN", "DENY_LINK_NOT_YOURS", "DENY_LINK_USED", "DENY_LINK_EXPIRED"})
+DENIED_KINDS = frozenset({DENIED_KIND, DECISION_KIND, RELEASE_DENIED_KIND, DOWNLOAD_KIND})
 # Refusals a suspension or revocation imposes on everyone under it (and on the tokens it revoked) are not
 # the actor's own signal (else a suspended institution's researchers would each climb the ladder for retrying).
 IMPOSED_REASONS = ("DENY_SUSPENDED_", "DENY_REVOKED_", "DENY_TOKEN_REVOKED")
@@ -119,6 +125,7 @@ def from_event(
         and decision == "deny"
         and payload.get("researcher")
         and not (reason or "").startswith(IMPOSED_REASONS)
+        and (kind != DOWNLOAD_KIND or reason in LINK_MISUSE_REASONS)
     ):
         return Activity(
             at=at,
@@ -138,7 +145,9 @@ def _expiry(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def from_text(kind: str, at: datetime, text: str, decision: str | None = None) -> Activity | None:
+def from_text(
+    kind: str, at: datetime, text: str, decision: str | None = None, reason: str | None = None
+) -> Activity | None:
     """``from_event`` straight from a ledger entry's canonical JSON text, decoding only what the detectors
     read: the participants' base64 (most of an export's bytes) is cut out of the text before it is parsed
     and kept encoded on the activity. Canonical JSON escapes every quote inside a string, so the first
@@ -152,7 +161,7 @@ def from_text(kind: str, at: datetime, text: str, decision: str | None = None) -
         end = text.index('"', start)
         encoded = text[start:end]
         text = text[:start] + text[end:]
-    act = from_event(kind, at, json.loads(text), decision, lazy=True)
+    act = from_event(kind, at, json.loads(text), decision, lazy=True, reason=reason)
     if act is not None and encoded:
         act.encoded = encoded
     return act

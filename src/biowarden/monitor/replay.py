@@ -11,8 +11,10 @@ from typing import Any, Protocol
 from biowarden.monitor.activity import (
     DENIED_KIND,
     DENIED_KINDS,
+    DOWNLOAD_KIND,
     EXPORT_KIND,
     IMPOSED_REASONS,
+    LINK_MISUSE_REASONS,
     Activity,
     ExportFields,
     export_fields,
@@ -169,6 +171,8 @@ def replay_batch(
             elif kind in DENIED_KINDS:
                 if e.decision != "deny":
                     continue  # an allowed decision is no signal
+                if kind == DOWNLOAD_KIND and getattr(e, "reason", None) not in LINK_MISUSE_REASONS:
+                    continue  # a download refused by the policy (read as its decision) or for a platform fault
                 if kind == DENIED_KIND and not (getattr(e, "reason", None) or "").startswith(IMPOSED_REASONS):
                     m = denied_match(e.payload_json)
                     if m is not None and quiet_denied(e.at, m.group(3)):

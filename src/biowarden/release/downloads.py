@@ -135,11 +135,44 @@ class Downloads:
         return self.registry.check_access(identity, row.application_id, list(row.fields), action=DOWNLOAD_ACTION)
 
     def _refuse(
-        self, actor: str, subject: str, reason: str, payload: dict[str, Any], message: str, status: int
+        self, identity, subject: str, reason: str, payload: dict[str, Any], message: str, status: int
     ) -> NoReturn:
+        """Ledger a refused use (``release.download``, deny) naming who asked as ``registry.audit.data_actor``
+        names a data request's actor, so the monitor counts link misuse as that researcher's denied requests:
+        the researcher (the account's researcher's e-mail, else the account's name) and the institution (the
+        link's application's, else the researcher's). Never the link or its hash."""
         with self.db.session() as s:
-            idx = self.audit.record(s, DOWNLOAD_KIND, actor, subject, payload, decision="deny", reason=reason)
+            names = self._actor_names(s, identity, payload.get("application"))
+            idx = self.audit.record(
+                s, DOWNLOAD_KIND, identity.name, subject, {**payload, **names}, decision="deny", reason=reason
+            )
         raise DownloadError(message, reason, idx, status)
+
+    @staticmethod
+    def _actor_names(s, identity, application: str | None) -> dict[str, str]:
+        from sqlalchemy import select
+
+        from biowarden.store.registry_tables import AccountRow, ApplicationRow, InstitutionRow, ResearcherRow
+
+        email, institution = None, None
+        if identity.account_id is not None:
+            row = s.execute(
+                select(ResearcherRow.email, InstitutionRow.name)
+                .select_from(AccountRow)
+                .join(ResearcherRow, ResearcherRow.id == AccountRow.researcher_id)
+                .join(InstitutionRow, InstitutionRow.id == ResearcherRow.institution_id)
+                .where(AccountRow.id == identity.account_id)
+            ).first()
+            if row is not None:
+                email, institution = row
+        if application:
+            app_institution = s.scalar(
+                select(InstitutionRow.name)
+                .join(ApplicationRow, ApplicationRow.institution_id == InstitutionRow.id)
+                .where(ApplicationRow.id == application)
+            )
+            institution = app_institution or institution
+        return {"researcher": email or identity.name, "institution": institution or ""}
 
     # ------------------------------------------------------------------ links
 
@@ -206,28 +239,28 @@ class Downloads:
 
         actor = identity.name
         if not isinstance(link, str) or not link.startswith(LINK_PREFIX) or len(link) > 100:
-            self._refuse(actor, "release", "DENY_LINK_UNKNOWN", {}, "unknown download link", 404)
+            self._refuse(identity, "release", "DENY_LINK_UNKNOWN", {}, "unknown download link", 404)
         h = link_hash(link)
         with self.db.session() as s:
             lk = s.scalar(select(DownloadLinkRow).where(DownloadLinkRow.link_hash == h))
             if lk is not None:
                 s.expunge(lk)
         if lk is None:
-            self._refuse(actor, "release", "DENY_LINK_UNKNOWN", {}, "unknown download link", 404)
+            self._refuse(identity, "release", "DENY_LINK_UNKNOWN", {}, "unknown download link", 404)
         subject = f"release:{lk.release_id}"
         base = {"release_id": lk.release_id, "application": lk.application_id, "link_id": lk.id}
         now = self._now()
         if lk.account_id != identity.account_id or lk.token_id != identity.token_id:
             self._refuse(
-                actor, subject, "DENY_LINK_NOT_YOURS", base, "this link belongs to another account or API token", 403
+                identity, subject, "DENY_LINK_NOT_YOURS", base, "this link belongs to another account or API token", 403
             )
         if lk.used_at is not None:
-            self._refuse(actor, subject, "DENY_LINK_USED", base, "this download link has already been used", 410)
+            self._refuse(identity, subject, "DENY_LINK_USED", base, "this download link has already been used", 410)
         if _aware(lk.expires_at) <= now:
-            self._refuse(actor, subject, "DENY_LINK_EXPIRED", base, "this download link has expired", 410)
+            self._refuse(identity, subject, "DENY_LINK_EXPIRED", base, "this download link has expired", 410)
         row = self._release(lk.release_id)
         if row is None:  # pragma: no cover - releases are never deleted
-            self._refuse(actor, subject, "DENY_RELEASE_UNKNOWN", base, "the release is gone", 410)
+            self._refuse(identity, subject, "DENY_RELEASE_UNKNOWN", base, "the release is gone", 410)
         d = self._decide(identity, row)  # suspensions issued after the link was made apply here
         if not d.allow:
             with self.db.session() as s:
@@ -243,10 +276,10 @@ class Downloads:
             raise Denied(DOWNLOAD_KIND, d.reason, idx)
         path = Path(row.path) if row.path else None
         if path is None or not path.is_file():
-            self._refuse(actor, subject, "DENY_FILE_MISSING", base, "the released file is not kept here", 410)
+            self._refuse(identity, subject, "DENY_FILE_MISSING", base, "the released file is not kept here", 410)
         if path.stat().st_size != int(row.file_bytes) or _sha256(path) != row.file_sha256:
             self._refuse(
-                actor, subject, "DENY_FILE_CHANGED", base, "the kept file is not the released bytes: not sent", 409
+                identity, subject, "DENY_FILE_CHANGED", base, "the kept file is not the released bytes: not sent", 409
             )
         with self.db.session() as s:
             res = s.execute(
@@ -279,7 +312,7 @@ class Downloads:
                 )
                 s.execute(update(DownloadLinkRow).where(DownloadLinkRow.id == lk.id).values(download_ledger_index=idx))
         if not won:
-            self._refuse(actor, subject, "DENY_LINK_USED", base, "this download link has already been used", 410)
+            self._refuse(identity, subject, "DENY_LINK_USED", base, "this download link has already been used", 410)
         ext = "parquet" if row.format == "parquet" else "csv"
         return DownloadGrant(
             release_id=row.id,
