@@ -71,7 +71,7 @@ def test_every_route_but_health_and_login_needs_a_token(client, app, reg):
     for path, ops in doc["paths"].items():
         concrete = path.replace("{name}", "Northbridge").replace("{app_id}", "A-0001")
         concrete = concrete.replace("{email}", "a@b.org").replace("{token_id}", "1")
-        concrete = concrete.replace("{username}", "cara")
+        concrete = concrete.replace("{username}", "cara").replace("{incident_id}", "1")
         assert "{" not in concrete, path
         for method, op in ops.items():
             if (method.upper(), path) in open_routes:

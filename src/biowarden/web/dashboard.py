@@ -7,16 +7,19 @@ through the API or the CLI.
 """
 
 import contextlib
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import DictLoader, Environment, select_autoescape
 from pydantic import BaseModel
 
+from biowarden.monitor.service import MonitorService
 from biowarden.registry import Identity, Registry
 from biowarden.registry.errors import Denied, Unauthenticated
+from biowarden.web import monitoring as mon
 from biowarden.web import schemas as m
 
 COOKIE = "bw_session"
@@ -25,7 +28,8 @@ _BASE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>bio
 <style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left}.bad{color:#b00020;font-weight:600}
 .ok{color:#1b5e20}nav a{margin-right:1rem}</style></head><body>
-<nav><a href="/dashboard">overview</a>{% if twin %}<a href="{{ twin }}">JSON</a>{% endif %}
+<nav><a href="/dashboard">overview</a><a href="/dashboard/monitor">incidents</a>
+<a href="/dashboard/monitor/ranking">review ranking</a>{% if twin %}<a href="{{ twin }}">JSON</a>{% endif %}
 <a href="/docs">API</a></nav><h1>{{ title }}</h1>{% block body %}{% endblock %}</body></html>"""
 
 _LOGIN = """{% extends "base" %}{% block body %}{% if error %}<p class="bad">{{ error }}</p>{% endif %}
@@ -56,10 +60,94 @@ _APPLICATION = """{% extends "base" %}{% block body %}<table>
 <tr><th>members</th><td>{{ a.members|join(", ") }}</td></tr><tr><th>approvals</th><td>{{ a.approvals|join(", ") }}
 </td></tr><tr><th>approved fields</th><td>{{ a.fields|join(", ") }}</td></tr></table>{% endblock %}"""
 
+_REFUSED = """{% extends "base" %}{% block body %}<p class="bad">Refused: {{ reason }}.</p><p>{{ message }}
+{% if ledger_index is not none %}(ledger entry {{ ledger_index }}){% endif %}</p>{% endblock %}"""
+
+_ALERTS = """<table><tr><th>at</th><th>detector</th><th>severity</th><th>scope</th><th>target</th><th>detail</th>
+<th>blocked</th></tr>{% for x in alerts %}<tr><td>{{ x.at }}</td><td>{{ x.detector }}</td>
+<td class="{{ 'bad' if x.severity == 'critical' else '' }}">{{ x.severity }}</td><td>{{ x.scope }}</td>
+<td>{{ x.target }}</td><td>{{ x.detail }}</td><td>{{ "yes" if x.block else "no" }}</td></tr>
+{% else %}<tr><td colspan="7">none</td></tr>{% endfor %}</table>"""
+
+_MONITOR = """{% extends "base" %}{% block body %}
+<p>Incidents the monitor filed (alerts merged per actor), newest first. Showing:
+{% for st in statuses %}{% if st == showing %}<b>{{ st }}</b>{% else %}
+<a href="/dashboard/monitor?status={{ st|urlencode }}">{{ st }}</a>{% endif %} {% endfor %}
+(changes go through the API or the CLI: <code>POST /monitor/review</code>).</p>
+{% for i in d.incidents %}<h2><a href="/dashboard/monitor/incidents/{{ i.id }}">incident {{ i.id }}</a>:
+{{ i.scope }} {{ i.target }}</h2><table><tr><th>opened</th><th>last alert</th><th>action taken</th>
+<th>review status</th><th>alerts</th></tr><tr><td>{{ i.opened_at }}</td><td>{{ i.last_at }}</td>
+<td class="{{ 'bad' if i.action not in ('', 'none', 'notify') else '' }}">{{ i.action or "none" }}</td>
+<td class="{{ 'bad' if i.status == 'open' else 'ok' }}">{{ review_text[i.status] }}</td>
+<td>{{ i.alerts|length }}</td></tr></table>{% with alerts = i.alerts %}{% include "alerts" %}{% endwith %}
+{% else %}<p class="ok">No {{ showing if showing != "all" else "" }} incidents.</p>{% endfor %}
+{% endblock %}"""
+
+_INCIDENT = """{% extends "base" %}{% block body %}<table>
+{% for k in ["id", "scope", "target", "opened_at", "last_at", "action"] %}<tr><th>{{ k }}</th>
+<td>{{ i[k] }}</td></tr>{% endfor %}<tr><th>review status</th>
+<td class="{{ 'bad' if i.status == 'open' else 'ok' }}">{{ review_text[i.status] }}</td></tr></table>
+<h2>Alerts</h2>{% with alerts = i.alerts %}{% include "alerts" %}{% endwith %}
+<h2>Reviews</h2><table><tr><th>at</th><th>outcome</th><th>reviewer</th><th>note</th><th>widened to</th>
+<th>ledger entry</th></tr>{% for r in i.reviews %}<tr><td>{{ r.at }}</td><td>{{ r.outcome }}</td>
+<td>{{ r.reviewer }}</td><td>{{ r.note }}</td><td>{{ r.widen_to|join(" ") if r.widen_to else "" }}</td>
+<td>{{ r.ledger_index }}</td></tr>{% else %}<tr><td colspan="6">not reviewed yet</td></tr>{% endfor %}</table>
+{% endblock %}"""
+
+_RANKING = """{% extends "base" %}{% block body %}
+<p>Actors ranked by how unusual their activity was from {{ d.since }} to {{ d.until }} ({{ d.activities }}
+activities, {{ d.actors }} {{ d.scope }}s), most unusual first. For review only: the ranking files no alert and
+suspends no one. Scope: {% for sc in scopes %}{% if sc == d.scope %}<b>{{ sc }}</b>{% else %}
+<a href="/dashboard/monitor/ranking?scope={{ sc|urlencode }}&amp;days={{ days }}">{{ sc }}</a>{% endif %}
+{% endfor %}</p><table><tr><th>rank</th><th>{{ d.scope }}</th><th>score</th><th>furthest from the population
+(robust z)</th></tr>{% for r in d.ranking %}<tr><td>{{ r.rank }}</td><td>{{ r.target }}</td>
+<td>{{ "%.2f"|format(r.score) }}</td><td>{% for w in r.why %}{{ w.signal }} = {{ "%.4g"|format(w.value) }}
+(z {{ "%.1f"|format(w.z) }}){% if not loop.last %}; {% endif %}{% endfor %}</td></tr>
+{% else %}<tr><td colspan="4">no activity in the window</td></tr>{% endfor %}</table>{% endblock %}"""
+
 ENV = Environment(
-    loader=DictLoader({"base": _BASE, "login": _LOGIN, "overview": _OVERVIEW, "application": _APPLICATION}),
+    loader=DictLoader(
+        {
+            "base": _BASE,
+            "login": _LOGIN,
+            "overview": _OVERVIEW,
+            "application": _APPLICATION,
+            "refused": _REFUSED,
+            "alerts": _ALERTS,
+            "monitor": _MONITOR,
+            "incident": _INCIDENT,
+            "ranking": _RANKING,
+        }
+    ),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
+
+
+STATUSES = ("open", "confirmed", "false_positive", "all")
+RANKING_SCOPES = ("researcher", "application", "institution")
+REVIEW_TEXT = {
+    "open": "awaiting review",
+    "confirmed": "reviewed: confirmed",
+    "false_positive": "reviewed: false positive",
+}
+
+
+class MonitorIncidentOut(BaseModel):
+    """An incident with its alerts (the incidents page's rows)."""
+
+    id: int
+    scope: str
+    target: str
+    opened_at: datetime
+    last_at: datetime
+    status: str
+    action: str
+    alerts: list[mon.AlertOut]
+
+
+class MonitorPageOut(BaseModel):
+    status: str
+    incidents: list[MonitorIncidentOut]
 
 
 class DashboardOut(BaseModel):
@@ -98,6 +186,124 @@ def mount_dashboard(app: FastAPI, reg: Registry, errors: dict) -> None:
             "applications": [a.to_dict() for a in reg.list_applications(who)],
             "suspensions": suspensions,
         }
+
+    svc = MonitorService(reg)
+
+    def monitor_data(who: Identity, status: str, limit: int) -> dict:
+        """Incidents with their alerts: two reads through the monitor's service (each a ``monitor.read``
+        decision in the ledger, refused like the API's): the incidents, then the alerts since the oldest of
+        them, grouped per incident; an incident whose alerts that read did not reach in full is read alone."""
+        incidents = svc.incidents(who, status=None if status == "all" else status, limit=limit)
+        grouped: dict[int, list[dict]] = {i["id"]: [] for i in incidents}
+        if incidents:
+            since = min(datetime.fromisoformat(i["opened_at"]) for i in incidents)
+            for a in svc.alerts(who, since=since, limit=10_000):
+                if a["incident"] in grouped:
+                    grouped[a["incident"]].append(a)
+        out = []
+        for i in incidents:
+            alerts = grouped[i["id"]]
+            if len(alerts) != i["alerts"]:  # past the alerts read's limit (or filed between the two reads)
+                alerts = svc.incident(who, i["id"])["alerts"][::-1]
+            out.append({**i, "alerts": alerts})
+        return {"status": status, "incidents": out}
+
+    def html_identity(request: Request) -> Identity | None:
+        try:
+            return identity(request, None, request.cookies.get(COOKIE))
+        except Unauthenticated:
+            return None
+
+    def refused(title: str, exc: Denied) -> HTMLResponse:
+        """The API's refusal (its status, reason code and ledger entry), as a page."""
+        return page(
+            "refused",
+            exc.status,
+            title=title,
+            twin=None,
+            reason=exc.reason,
+            message=str(exc),
+            ledger_index=exc.ledger_index,
+        )
+
+    Status = Annotated[Literal["open", "confirmed", "false_positive", "all"], Query()]
+    Limit = Annotated[int, Query(ge=1, le=1000)]
+    RankScope = Annotated[Literal["researcher", "application", "institution"], Query()]
+    Days = Annotated[int, Query(ge=1, le=366)]
+    CohortSize = Annotated[int | None, Query(ge=1)]
+
+    @app.get("/dashboard/monitor.json", response_model=MonitorPageOut, responses=errors, tags=["dashboard"])
+    def monitor_json(who: Annotated[Identity, Depends(identity)], status: Status = "open", limit: Limit = 50) -> dict:
+        """The incidents page's data: incidents (open by default), newest first, each with its alerts, newest
+        first (staff roles, as ``GET /monitor/incidents``)."""
+        return monitor_data(who, status, limit)
+
+    @app.get("/dashboard/monitor", response_class=HTMLResponse, include_in_schema=False)
+    def monitor_page(request: Request, status: Status = "open", limit: Limit = 50) -> Any:
+        who = html_identity(request)
+        if who is None:
+            return RedirectResponse("/dashboard/login", status_code=303)
+        try:
+            d = monitor_data(who, status, limit)
+        except Denied as exc:
+            return refused("incidents", exc)
+        twin = f"/dashboard/monitor.json?status={status}&limit={limit}"
+        return page(
+            "monitor", title="incidents", twin=twin, d=d, showing=status, statuses=STATUSES, review_text=REVIEW_TEXT
+        )
+
+    @app.get(
+        "/dashboard/monitor/incidents/{incident_id}.json",
+        response_model=mon.IncidentDetailOut,
+        responses=errors,
+        tags=["dashboard"],
+    )
+    def incident_json(who: Annotated[Identity, Depends(identity)], incident_id: int) -> dict:
+        """One incident's page data: its alerts and reviews (staff roles, as ``GET /monitor/incident``)."""
+        return svc.incident(who, incident_id)
+
+    @app.get("/dashboard/monitor/incidents/{incident_id}", response_class=HTMLResponse, include_in_schema=False)
+    def incident_page(request: Request, incident_id: int) -> Any:
+        who = html_identity(request)
+        if who is None:
+            return RedirectResponse("/dashboard/login", status_code=303)
+        try:
+            i = svc.incident(who, incident_id)
+        except Denied as exc:
+            return refused(f"incident {incident_id}", exc)
+        twin = f"/dashboard/monitor/incidents/{i['id']}.json"
+        return page("incident", title=f"incident {i['id']}", twin=twin, i=i, review_text=REVIEW_TEXT)
+
+    @app.get("/dashboard/monitor/ranking.json", response_model=mon.RankingOut, responses=errors, tags=["dashboard"])
+    def ranking_json(
+        who: Annotated[Identity, Depends(identity)],
+        scope: RankScope = "researcher",
+        days: Days = 30,
+        limit: Limit = 20,
+        cohort_size: CohortSize = None,
+    ) -> dict:
+        """The review ranking page's data (staff roles, as ``GET /monitor/ranking``): never acts on anyone."""
+        return svc.ranking(who, scope=scope, days=days, limit=limit, cohort_size=cohort_size)
+
+    @app.get("/dashboard/monitor/ranking", response_class=HTMLResponse, include_in_schema=False)
+    def ranking_page(
+        request: Request,
+        scope: RankScope = "researcher",
+        days: Days = 30,
+        limit: Limit = 20,
+        cohort_size: CohortSize = None,
+    ) -> Any:
+        who = html_identity(request)
+        if who is None:
+            return RedirectResponse("/dashboard/login", status_code=303)
+        try:
+            d = svc.ranking(who, scope=scope, days=days, limit=limit, cohort_size=cohort_size)
+        except Denied as exc:
+            return refused("review ranking", exc)
+        twin = f"/dashboard/monitor/ranking.json?scope={scope}&days={days}&limit={limit}"
+        if cohort_size is not None:
+            twin += f"&cohort_size={cohort_size}"
+        return page("ranking", title="review ranking", twin=twin, d=d, days=days, scopes=RANKING_SCOPES)
 
     @app.get("/dashboard/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page() -> HTMLResponse:
