@@ -125,7 +125,8 @@ def gate_table(console: Console, participants: int) -> None:
     figures = f"{r['suppressed']:,} / {r['classes']:,} / {r['highest']:g}"
     t.add_row("records suppressed / classes / highest risk", figures, "-")
     t.add_row("read the quasi-identifiers (s)", f"{r['read_s']:.2f}", "-")
-    t.add_row("gate, first call in the process (s)", f"{r['gate_s']:.2f}", "<= 1.5")
+    # no target of its own: the issue holds the whole release to 1.5x a COPY (bench_release)
+    t.add_row("gate, first call in the process (s)", f"{r['gate_s']:.2f}", "-")
     t.add_row("gate, again (median of 3, s)", f"{r['again_s']:.2f}", "-")
     t.add_row("peak RSS of the process (MB)", f"{r['rss_mb']:.0f}", "-")
     console.print(t)
