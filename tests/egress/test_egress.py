@@ -23,14 +23,26 @@ FIELDS = tuple(f"{f}-0.0" for f in (50, 21002, 4080, 4079, 102, 30690, 30760, 30
 
 def request(eids, fields=FIELDS[:4], at=T0, researcher="r@x", application="A-1", institution="Inst", **kw):
     eids = np.asarray(eids, dtype=np.int64)
-    return ExportRequest(researcher=researcher, application=application, institution=institution,
-                         participants=eids, fields=tuple(fields), bytes=len(eids) * len(fields) * 8, at=at, **kw)
+    return ExportRequest(
+        researcher=researcher,
+        application=application,
+        institution=institution,
+        participants=eids,
+        fields=tuple(fields),
+        bytes=len(eids) * len(fields) * 8,
+        at=at,
+        **kw,
+    )
 
 
 def loose(**kw) -> EgressPolicy:
-    base = dict(caps=ExportCaps(max_rows=5_000, max_cells=50_000, max_bytes=10**9), quotas=(),
-                coverage=(CoverageLimit("application", 1.0, 1.0),), whole_cohort_share=0.5,
-                whole_cohort_fields=10)
+    base = dict(
+        caps=ExportCaps(max_rows=5_000, max_cells=50_000, max_bytes=10**9),
+        quotas=(),
+        coverage=(CoverageLimit("application", 1.0, 1.0),),
+        whole_cohort_share=0.5,
+        whole_cohort_fields=10,
+    )
     base.update(kw)
     return EgressPolicy(**base)
 

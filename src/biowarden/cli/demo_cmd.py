@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
 
             from biowarden.web import create_app
 
-            console.print(f"Serving the custodian dashboard and API on http://127.0.0.1:{port} "
-                          f"(OpenAPI at /docs; home {settings.home}). Ctrl-C stops it.")
+            console.print(
+                f"Serving the custodian dashboard and API on http://127.0.0.1:{port} "
+                f"(OpenAPI at /docs; home {settings.home}). Ctrl-C stops it."
+            )
             uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")

@@ -117,41 +117,58 @@ class EgressControl:
     def _caps(self, req: ExportRequest) -> EgressDecision | None:
         caps = self.policy.caps
         if req.rows > caps.max_rows:
-            return EgressDecision(False, "DENY_CAP_ROWS", f"{req.rows:,} rows exceed the cap of {caps.max_rows:,}",
-                                  suggestion=f"request at most {caps.max_rows:,} participants")
+            return EgressDecision(
+                False,
+                "DENY_CAP_ROWS",
+                f"{req.rows:,} rows exceed the cap of {caps.max_rows:,}",
+                suggestion=f"request at most {caps.max_rows:,} participants",
+            )
         if req.cells > caps.max_cells:
             most = caps.max_cells // len(req.fields)
             return EgressDecision(
-                False, "DENY_CAP_CELLS", f"{req.cells:,} cells exceed the cap of {caps.max_cells:,}",
-                suggestion=f"request at most {most:,} participants with these {len(req.fields)} fields")
+                False,
+                "DENY_CAP_CELLS",
+                f"{req.cells:,} cells exceed the cap of {caps.max_cells:,}",
+                suggestion=f"request at most {most:,} participants with these {len(req.fields)} fields",
+            )
         if req.bytes > caps.max_bytes:
-            return EgressDecision(False, "DENY_CAP_BYTES",
-                                  f"{req.bytes:,} bytes exceed the cap of {caps.max_bytes:,}",
-                                  suggestion="request fewer participants or fields")
+            return EgressDecision(
+                False,
+                "DENY_CAP_BYTES",
+                f"{req.bytes:,} bytes exceed the cap of {caps.max_bytes:,}",
+                suggestion="request fewer participants or fields",
+            )
         return None
 
     def _whole_cohort(self, req: ExportRequest) -> EgressDecision | None:
         share = req.rows / self.cohort_size
         if share >= self.policy.whole_cohort_share and len(req.fields) >= self.policy.whole_cohort_fields:
             return EgressDecision(
-                False, "DENY_WHOLE_COHORT",
+                False,
+                "DENY_WHOLE_COHORT",
                 f"{share:.0%} of the cohort with {len(req.fields)} fields is a whole-cohort pull",
-                suggestion=(f"fewer than {self.policy.whole_cohort_share:.0%} of participants or fewer than "
-                            f"{self.policy.whole_cohort_fields} fields, or a committee exception"))
+                suggestion=(
+                    f"fewer than {self.policy.whole_cohort_share:.0%} of participants or fewer than "
+                    f"{self.policy.whole_cohort_fields} fields, or a committee exception"
+                ),
+            )
         return None
 
-    def _quotas(self, session: Session, req: ExportRequest, at: datetime,
-                usage: dict[str, object]) -> EgressDecision | None:
+    def _quotas(
+        self, session: Session, req: ExportRequest, at: datetime, usage: dict[str, object]
+    ) -> EgressDecision | None:
         ids = {"institution": req.institution, "application": req.application, "researcher": req.researcher}
         want = {"rows": req.rows, "cells": req.cells, "bytes": req.bytes, "exports": 1}
         for q in self.policy.quotas:
             col = getattr(EgressUsage, q.scope)
             since = at - timedelta(seconds=q.window_seconds)
             used = session.execute(
-                sa.select(sa.func.coalesce(sa.func.sum(EgressUsage.rows), 0),
-                          sa.func.coalesce(sa.func.sum(EgressUsage.cells), 0),
-                          sa.func.coalesce(sa.func.sum(EgressUsage.bytes), 0), sa.func.count())
-                .where(col == ids[q.scope], EgressUsage.at > since)
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(EgressUsage.rows), 0),
+                    sa.func.coalesce(sa.func.sum(EgressUsage.cells), 0),
+                    sa.func.coalesce(sa.func.sum(EgressUsage.bytes), 0),
+                    sa.func.count(),
+                ).where(col == ids[q.scope], EgressUsage.at > since)
             ).one()
             have = dict(zip(("rows", "cells", "bytes", "exports"), (int(v) for v in used), strict=True))
             usage[f"quota.{q.scope}.{q.window_seconds}s"] = have
@@ -166,23 +183,40 @@ class EgressControl:
         window = timedelta(seconds=q.window_seconds)
         left = max(limit - have, 0)
         return EgressDecision(
-            False, f"DENY_QUOTA_{measure.upper()}",
+            False,
+            f"DENY_QUOTA_{measure.upper()}",
             f"the {q.scope}'s {measure} in the last {window} would reach {have + want:,} of {limit:,}",
-            suggestion=(f"{left:,} {measure} remain in this window" if left else
-                        f"the {q.scope}'s quota is spent for now; older exports leave the {window} window"))
+            suggestion=(
+                f"{left:,} {measure} remain in this window"
+                if left
+                else f"the {q.scope}'s quota is spent for now; older exports leave the {window} window"
+            ),
+        )
 
-    def _coverage(self, session: Session, locked: _Locked, req: ExportRequest, new, usage: dict[str, object],
-                  *, enforce: bool = True) -> dict[str, tuple] | EgressDecision:
+    def _coverage(
+        self,
+        session: Session,
+        locked: _Locked,
+        req: ExportRequest,
+        new,
+        usage: dict[str, object],
+        *,
+        enforce: bool = True,
+    ) -> dict[str, tuple] | EgressDecision:
         """Projected coverage per scope; a denial if a limit would be passed (and ``enforce``)."""
         ids = {"institution": req.institution, "application": req.application}
         out: dict[str, tuple] = {}
         for kind in ("institution", "application"):
             scope = locked.rows[kind]
             current = {
-                c.field: c for c in session.scalars(
+                c.field: c
+                for c in session.scalars(
                     sa.select(EgressCoverage).where(
-                        EgressCoverage.scope_kind == kind, EgressCoverage.scope_id == ids[kind],
-                        EgressCoverage.field.in_(req.fields)))
+                        EgressCoverage.scope_kind == kind,
+                        EgressCoverage.scope_id == ids[kind],
+                        EgressCoverage.field.in_(req.fields),
+                    )
+                )
             }
             per_field = {}
             added_cells = 0
@@ -195,8 +229,12 @@ class EgressControl:
             participants, cells = len(union), int(scope.cells) + added_cells
             p_share = participants / self.cohort_size
             c_share = cells / (self.cohort_size * self.cohort_fields)
-            usage[f"coverage.{kind}"] = {"participants": participants, "cells": cells,
-                                         "participant_share": round(p_share, 6), "cell_share": round(c_share, 6)}
+            usage[f"coverage.{kind}"] = {
+                "participants": participants,
+                "cells": cells,
+                "participant_share": round(p_share, 6),
+                "cell_share": round(c_share, 6),
+            }
             out[kind] = (per_field, union, participants, cells, current)
             if not enforce:
                 continue
@@ -205,23 +243,39 @@ class EgressControl:
                     continue
                 if p_share > limit.max_participant_share:
                     return EgressDecision(
-                        False, "DENY_COVERAGE_PARTICIPANTS",
+                        False,
+                        "DENY_COVERAGE_PARTICIPANTS",
                         f"the {kind} would have received {p_share:.1%} of the cohort's participants "
                         f"(limit {limit.max_participant_share:.0%})",
-                        suggestion="request participants the scope already holds, or fewer", usage=usage)
+                        suggestion="request participants the scope already holds, or fewer",
+                        usage=usage,
+                    )
                 if c_share > limit.max_cell_share:
                     return EgressDecision(
-                        False, "DENY_COVERAGE_CELLS",
+                        False,
+                        "DENY_COVERAGE_CELLS",
                         f"the {kind} would have received {c_share:.2%} of the cohort's participant x field "
                         f"cells (limit {limit.max_cell_share:.0%})",
-                        suggestion="request fewer fields or participants", usage=usage)
+                        suggestion="request fewer fields or participants",
+                        usage=usage,
+                    )
         return out
 
-    def _record(self, session: Session, locked: _Locked, req: ExportRequest, at: datetime, new,
-                coverage: dict[str, tuple]) -> None:
-        session.add(EgressUsage(at=at, researcher=req.researcher, application=req.application,
-                                institution=req.institution, rows=req.rows, cells=req.cells, bytes=req.bytes,
-                                release_id=req.release_id))
+    def _record(
+        self, session: Session, locked: _Locked, req: ExportRequest, at: datetime, new, coverage: dict[str, tuple]
+    ) -> None:
+        session.add(
+            EgressUsage(
+                at=at,
+                researcher=req.researcher,
+                application=req.application,
+                institution=req.institution,
+                rows=req.rows,
+                cells=req.cells,
+                bytes=req.bytes,
+                release_id=req.release_id,
+            )
+        )
         ids = {"institution": req.institution, "application": req.application}
         blobs: dict[int, bytes] = {}  # a bitmap shared by several fields (the export's own) is serialised once
 
@@ -240,8 +294,11 @@ class EgressControl:
             for f, bm in per_field.items():
                 row = current.get(f)
                 if row is None:
-                    session.add(EgressCoverage(scope_kind=kind, scope_id=ids[kind], field=f,
-                                               bitmap=blob(bm), participants=len(bm)))
+                    session.add(
+                        EgressCoverage(
+                            scope_kind=kind, scope_id=ids[kind], field=f, bitmap=blob(bm), participants=len(bm)
+                        )
+                    )
                 else:
                     row.bitmap = blob(bm)
                     row.participants = len(bm)
@@ -249,13 +306,25 @@ class EgressControl:
 
     # -- committee exceptions ----------------------------------------------------------------------
     @staticmethod
-    def grant_exception(session: Session, application: str, reason: str, granted_by: str, at: datetime,
-                        valid_for: timedelta = timedelta(days=7), max_participant_share: float = 1.0) -> int:
+    def grant_exception(
+        session: Session,
+        application: str,
+        reason: str,
+        granted_by: str,
+        at: datetime,
+        valid_for: timedelta = timedelta(days=7),
+        max_participant_share: float = 1.0,
+    ) -> int:
         if not reason.strip():
             raise ValueError("an exception needs a reason")
-        exc = EgressException(application=application, reason=reason.strip(), granted_by=granted_by,
-                              granted_at=_utc(at), expires_at=_utc(at) + valid_for,
-                              max_participant_share=max_participant_share)
+        exc = EgressException(
+            application=application,
+            reason=reason.strip(),
+            granted_by=granted_by,
+            granted_at=_utc(at),
+            expires_at=_utc(at) + valid_for,
+            max_participant_share=max_participant_share,
+        )
         session.add(exc)
         session.flush()
         return exc.id

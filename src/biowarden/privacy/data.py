@@ -111,7 +111,6 @@ class SetCodes:
         text = pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
         return pc.if_else(pa.array(self.missing), pa.scalar(NULL_VALUE, pa.string()), text).cast(pa.string())
 
-
     def gather(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The elements of sets ``ids``, one run after another, and the runs' lengths."""
         ids = np.asarray(ids, dtype=np.int64)
@@ -415,9 +414,7 @@ def _encode(column: pa.ChunkedArray | pa.Array, sets: SetCodes | None = None) ->
     return remap[codes], list(distinct), True
 
 
-def histogram_from_table(
-    table: pa.Table, qis: Sequence[str], sets: Mapping[str, SetCodes] | None = None
-) -> Histogram:
+def histogram_from_table(table: pa.Table, qis: Sequence[str], sets: Mapping[str, SetCodes] | None = None) -> Histogram:
     """The histogram of distinct QI combinations of an Arrow table (pyarrow/NumPy, one pass).
 
     ``sets`` are :func:`set_codes` encodings the caller already made of some of the table's set-valued

@@ -673,8 +673,10 @@ class SetHierarchy(Hierarchy):
     def rows_of(self, dictionary: Sequence[str]) -> np.ndarray:
         """Row indices of a histogram dictionary's values (see :meth:`Hierarchy.encode`); the rows of the
         distinct sets of the very encoding the hierarchy was built from are known without their texts."""
-        if isinstance(dictionary, SetTexts) and dictionary.sets is self._sets and len(self._row_sets) == len(
-            dictionary
+        if (
+            isinstance(dictionary, SetTexts)
+            and dictionary.sets is self._sets
+            and len(self._row_sets) == len(dictionary)
         ):
             rows = np.full(len(dictionary), -1, dtype=np.int64)
             rows[self._row_sets] = np.arange(len(self._row_sets), dtype=np.int64)

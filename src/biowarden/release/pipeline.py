@@ -740,9 +740,20 @@ def create_release(
     try:
         if not options.canaries:
             data = ReleaseData(
-                Plan(parquet=Path(parquet), columns=columns, keep=keep, eids=eids, qis=qi_cols,
-                     schema=schema, dictionary=dictionary, options=options, app_no=app_no, keyring=keyring,
-                     fmt=fmt, tmpdir=out.parent),
+                Plan(
+                    parquet=Path(parquet),
+                    columns=columns,
+                    keep=keep,
+                    eids=eids,
+                    qis=qi_cols,
+                    schema=schema,
+                    dictionary=dictionary,
+                    options=options,
+                    app_no=app_no,
+                    keyring=keyring,
+                    fmt=fmt,
+                    tmpdir=out.parent,
+                ),
                 eng,
             )
             data.start()
