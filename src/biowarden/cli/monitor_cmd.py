@@ -280,6 +280,15 @@ def scan(
     )
     for a in out.actions:
         console.print(f"  incident {a['incident']}: {a['kind']} {a['scope']} {a['target']}")
+    for r in out.reconciled.reapplied:
+        console.print(
+            f"  reconciled: re-applied the lost {r['kind']} of {r['scope']} {r['target']} (incident {r['incident']})"
+        )
+    for r in out.reconciled.dropped:
+        by = f" by {r['lifted_by']}" if r.get("lifted_by") else ""
+        console.print(f"  reconciled: {r['scope']} {r['target']} was reinstated{by} outside a review; no longer held")
+    for r in out.reconciled.failed:
+        console.print(f"  [yellow]reconciled: could not re-apply[/] {r['scope']} {r['target']}: {r['why']}")
     for why in out.notify_failed:
         console.print(f"  [yellow]notification not sent[/]: {why}")
 

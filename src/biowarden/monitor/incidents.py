@@ -257,6 +257,16 @@ class IncidentBook:
         if self._changes is not None:
             self._changes.suspended = set(self.suspended)
 
+    def release(self, scope: str, target: str) -> bool:
+        """Stop holding ``(scope, target)`` suspended without a review (the registry, the source of truth, no
+        longer shows the suspension); the incidents keep their status and step, so the same incident does not
+        suspend again. Returns whether the book held it."""
+        if (scope, target) not in self.suspended:
+            return False
+        self.suspended.discard((scope, target))
+        self._suspended_changed()
+        return True
+
     def _count(self, scope: str, target: str, at: datetime) -> int:
         return sum(
             1

@@ -159,6 +159,105 @@ def enforce(
 
 
 @dataclass
+class Reconciliation:
+    """What a scan's reconciliation of the book's suspensions with the registry's found and did."""
+
+    reapplied: list[dict[str, Any]] = field(default_factory=list)  # lost enforcement, suspended again
+    dropped: list[dict[str, Any]] = field(default_factory=list)  # lifted in the registry outside a review
+    failed: list[dict[str, Any]] = field(default_factory=list)  # re-application refused (tried again next scan)
+    ledger_index: int | None = None  # the ``monitor.reconciled`` entry, when anything was reconciled
+
+    def __bool__(self) -> bool:
+        return bool(self.reapplied or self.dropped or self.failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _holder(book: IncidentBook, scope: str, target: str) -> tuple[int, str, datetime] | None:
+    """Why the book holds ``(scope, target)`` suspended: (incident, the ladder's step, when it began), from the
+    latest standing incident on it that suspended, else the latest confirmed review that widened to it."""
+    for inc in reversed(book.incidents):
+        if (inc.scope, inc.target) == (scope, target) and inc.counts and inc.action in (SUSPEND, DISABLE):
+            return inc.id, inc.action, _aware(inc.opened_at)
+    for review in reversed(book.reviews):
+        if review.widen_to == (scope, target):
+            return review.incident, SUSPEND, _aware(review.at)
+    return None
+
+
+def reconcile(
+    registry: Registry, book: IncidentBook, store: MonitorStore, identity: Identity = LOCAL_OPERATOR
+) -> Reconciliation:
+    """Bring the book's suspensions in line with the registry's (the source of truth for who is suspended).
+
+    The registry's suspensions are read through ``Registry.list_suspensions`` (a decided, ledgered read). For
+    each ``(scope, target)`` the book holds suspended that the registry shows no active suspension of:
+    - if the registry shows one lifted since the incident holding it began, a custodian reinstated it outside
+      a review: the book stops holding it (the incident keeps its step, so it does not suspend again; new
+      incidents climb the ladder as usual);
+    - otherwise the ladder's action never reached the registry (the process died between committing a scan
+      and enforcing it): it is applied again through ``Registry.suspend``, with a reason that says so. Once
+      applied the registry shows it, so a later scan finds nothing to do: it is re-applied once.
+    What was reconciled is ledgered as one ``monitor.reconciled`` entry, in the transaction that saves the
+    book."""
+    out = Reconciliation()
+    if not book.suspended:
+        return out  # nothing the monitor holds: nothing to read
+    views = registry.list_suspensions(identity)
+    active = {(v.scope, v.target) for v in views if v.active}
+    for scope, target in sorted(book.suspended - active):
+        held = _holder(book, scope, target)
+        row: dict[str, Any] = {"scope": scope, "target": target, "incident": held[0] if held else None}
+        lifted = [
+            v
+            for v in views
+            if (v.scope, v.target) == (scope, target)
+            and v.lifted_at is not None
+            and (held is None or _aware(v.lifted_at) >= held[2])
+        ]
+        if held is None or lifted:
+            book.release(scope, target)
+            last = max(lifted, key=lambda v: _aware(v.lifted_at or v.created_at)) if lifted else None
+            row.update(
+                lifted_by=last.lifted_by if last else None,
+                lifted_at=last.lifted_at.isoformat() if last and last.lifted_at else None,
+            )
+            out.dropped.append(row)
+            continue
+        incident, kind, _since = held
+        reason = f"{MONITOR_ACTOR} {kind} re-applied (lost enforcement): incident {incident}"
+        try:
+            view = registry.suspend(identity, scope, target, reason, revoke=kind == DISABLE and scope == "institution")
+        except NotFound as exc:  # the registry knows no such actor: nothing to hold
+            book.release(scope, target)
+            row.update(lifted_by=None, lifted_at=None, why=f"NotFound: {exc}"[:300])
+            out.dropped.append(row)
+            continue
+        except RegistryError as exc:  # denied, invalid: said, and tried again by the next scan
+            row.update(kind=kind, why=f"{exc.__class__.__name__}: {exc}"[:300])
+            out.failed.append(row)
+            continue
+        row.update(kind=kind, suspension=view.id, ledger_index=view.ledger_index)
+        out.reapplied.append(row)
+    if out:
+        with registry.db.session() as s:
+            store.save(s, book.drain())
+            out.ledger_index = registry.audit.record(
+                s,
+                "monitor.reconciled",
+                MONITOR_ACTOR,
+                "monitor:suspensions",
+                {"reapplied": out.reapplied, "dropped": out.dropped, "failed": out.failed},
+            )
+    return out
+
+
+@dataclass
 class ReviewResult:
     incident: dict[str, Any]
     ledger_index: int
@@ -180,9 +279,10 @@ class ScanResult:
     notify_failed: list[str] = field(default_factory=list)  # why the others were not sent (no secrets)
     learned: int = 0  # activities before the cursor re-read to rebuild the detectors' state (0: resumed)
     rebuilt: str | None = None  # why the state was rebuilt from the ledger (None: resumed from the snapshot)
+    reconciled: Reconciliation = field(default_factory=Reconciliation)  # the book's suspensions vs the registry's
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "reconciled": self.reconciled.to_dict()}
 
 
 class MonitorService:
@@ -508,6 +608,10 @@ class MonitorService:
                         monitor = snapshot.load(kept.state, key, cursor, kept.fingerprint, kept.mac, config)
                     except snapshot.SnapshotError as exc:
                         why_rebuilt = str(exc)
+        # the registry is the source of truth for who is suspended: first bring the book in line with it (a
+        # scan that suspends nobody leaves both as they are)
+        reconciled = reconcile(self.registry, book, self.store) if enforce_actions else Reconciliation()
+        held_before = set(book.suspended)
         size = ledger.size()
         kinds = {EXPORT_KIND, *DENIED_KINDS}
         learned = 0
@@ -541,6 +645,10 @@ class MonitorService:
         if enforce_actions:
             enforcement = enforce(self.registry, book, fresh.actions, self.store, also=commit)
         else:
+            # suspend nobody: the book does not hold as suspended what this scan did not enforce (else a later
+            # scan's reconciliation would read it as lost enforcement and suspend it)
+            for scope, target in book.suspended - held_before:
+                book.release(scope, target)
             with self.db.session() as s:
                 commit(s)
         acts = [{"kind": a.kind, "scope": a.scope, "target": a.target, "incident": a.incident} for a in fresh.actions]
@@ -558,4 +666,5 @@ class MonitorService:
             notify_failed=notifier.failed,
             learned=learned,
             rebuilt=None if resumed else why_rebuilt,
+            reconciled=reconciled,
         )
