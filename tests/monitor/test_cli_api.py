@@ -15,7 +15,7 @@ from biowarden.keys import KeyRing
 from biowarden.ledger.events import LedgerEvent
 from biowarden.monitor.activity import EXPORT_KIND
 from biowarden.monitor.detectors import CRITICAL, WARN, Alert
-from biowarden.monitor.incidents import IncidentBook
+from biowarden.monitor.incidents import DISABLE, NOTIFY, SUSPEND, IncidentBook
 from biowarden.monitor.service import enforce
 from biowarden.monitor.simulate import SimConfig, attack
 from biowarden.registry import LOCAL_OPERATOR
@@ -106,17 +106,33 @@ def test_monitor_scan_files_new_alerts_once(home, db, monkeypatch):
         attack("coordinated_three_institutions", SimConfig(cohort_size=20_000), START, np.random.default_rng(5)),
         key=lambda a: a.at,
     )
+    nosy = {"researcher": "nosy@elsewhere.ac.uk", "application": "A-0999", "institution": "Elsewhere"}
+    probes = [  # five requests for fields outside the scope within minutes: a warning, which the ladder notifies
+        LedgerEvent("decision", "user:nosy", "application:A-0999", nosy, "deny", "DENY_FIELD_NOT_APPROVED", at=t)
+        for t in (acts[0].at + timedelta(minutes=m) for m in range(5))
+    ]
     with db.session() as s:
         reg.audit.ledger.append_many(
             s,
-            [
-                LedgerEvent(EXPORT_KIND, f"user:{a.researcher}", f"application:{a.application}", a.payload(), at=a.at)
-                for a in acts
-            ],
+            sorted(
+                [
+                    LedgerEvent(
+                        EXPORT_KIND, f"user:{a.researcher}", f"application:{a.application}", a.payload(), at=a.at
+                    )
+                    for a in acts
+                ]
+                + probes,
+                key=lambda e: e.at,
+            ),
         )
     first = js("monitor", "scan", "--cohort-size", "20000")
-    assert first["activities"] == len(acts) and first["alerts"] > 0
-    suspended = {(a["scope"], a["target"]) for a in first["actions"] if a["carried_out"]}
+    assert first["activities"] == len(acts) + len(probes) and first["alerts"] > 0
+    # each action says whether it was carried out by its own kind, not by whether its target was suspended
+    notices = [a for a in first["actions"] if a["kind"] == NOTIFY]
+    assert [a["target"] for a in notices] == ["nosy@elsewhere.ac.uk"] and notices[0]["carried_out"] is True
+    suspended = {
+        (a["scope"], a["target"]) for a in first["actions"] if a["kind"] in (SUSPEND, DISABLE) and a["carried_out"]
+    }
     assert {t for s, t in suspended if s == "institution"} == {
         "Northbridge Institute",
         "Eastgate University",

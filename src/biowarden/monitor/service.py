@@ -158,6 +158,18 @@ def enforce(
     return out
 
 
+def _carried_out(action: dict[str, Any], enforcement: Enforcement, enforced: bool) -> bool:
+    """Whether the scan carried out one action of the ladder: a suspension or disabling that the registry
+    took, a reinstatement it made, or (when the scan enforces) a notice, whose incident entry is ledgered and
+    whose message went to the notifier (failed sends are counted apart, in ``notify_failed``)."""
+    key = (action["scope"], action["target"])
+    if action["kind"] in (SUSPEND, DISABLE):
+        return key in enforcement.suspended
+    if action["kind"] == REINSTATE:
+        return key in enforcement.reinstated
+    return enforced
+
+
 @dataclass
 class Reconciliation:
     """What a scan's reconciliation of the book's suspensions with the registry's found and did."""
@@ -653,8 +665,7 @@ class MonitorService:
                 commit(s)
         acts = [{"kind": a.kind, "scope": a.scope, "target": a.target, "incident": a.incident} for a in fresh.actions]
         for row in acts:
-            key_ = (row["scope"], row["target"])
-            row["carried_out"] = key_ in enforcement.suspended or key_ in enforcement.reinstated
+            row["carried_out"] = _carried_out(row, enforcement, enforce_actions)
         return ScanResult(
             entries=size - cursor,
             activities=fresh.activities,
