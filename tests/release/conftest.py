@@ -58,3 +58,29 @@ def reg(db, clock):
 @pytest.fixture
 def policy():
     return EgressPolicy(caps=ExportCaps(max_rows=2_500))
+
+
+@pytest.fixture
+def kept_release(db, reg, keyring, cohort_file, policy, tmp_path):
+    """One release of A-0017 (a third of the cohort) kept on the platform, and the kept file's path: what
+    the download tests hand out links to."""
+    from biowarden.monitor.detectors import MonitorConfig
+    from biowarden.release import create_release
+    from tests.registry.helpers import START
+
+    with pq.ParquetFile(cohort_file[0]) as f:
+        eids = f.read(columns=["eid"]).column("eid").to_numpy()
+    out = tmp_path / "kept.parquet"
+    m = create_release(
+        db,
+        keyring,
+        tmp_path,
+        application_id="A-0017",
+        out_path=out,
+        cohort=cohort_file,
+        egress_policy=policy,
+        now=START,
+        participants=eids[::3],
+        monitor_config=MonitorConfig(cohort_size=3000, bulk_share=0.9),
+    )
+    return m, out

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pyarrow.parquet as pq
 import pytest
 
 from biowarden.monitor.activity import DENIED_KINDS, EXPORT_KIND, from_entries
@@ -16,33 +15,18 @@ from biowarden.monitor.incidents import IncidentBook
 from biowarden.monitor.replay import replay_batch, replay_checked
 from biowarden.registry.auth import LOCAL_OPERATOR as OP
 from biowarden.registry.errors import Denied
-from biowarden.release import create_release
 from biowarden.release.downloads import DOWNLOAD_KIND, DownloadError, Downloads, link_hash
-from tests.registry.helpers import START
 
 ANN, EVE = "ann@northbridge.ac.uk", "eve@eastgate.ac.uk"
 NORTH, EAST = "Northbridge Institute", "Eastgate University"
 
 
 @pytest.fixture
-def made(db, reg, keyring, cohort_file, policy, tmp_path):
-    with pq.ParquetFile(cohort_file[0]) as f:
-        eids = f.read(columns=["eid"]).column("eid").to_numpy()
-    m = create_release(
-        db,
-        keyring,
-        tmp_path,
-        application_id="A-0017",
-        out_path=tmp_path / "kept.parquet",
-        cohort=cohort_file,
-        egress_policy=policy,
-        now=START,
-        participants=eids[::3],
-        monitor_config=MonitorConfig(cohort_size=3000, bulk_share=0.9),
-    )
+def made(reg, kept_release):
+    m, path = kept_release
     ann = reg.authenticate(reg.create_token(OP, username="ann", days=5).token)
     eve = reg.authenticate(reg.create_token(OP, username="eve", days=5).token)
-    return m, ann, eve, tmp_path / "kept.parquet"
+    return m, ann, eve, path
 
 
 def _downloads(reg):

@@ -7,39 +7,22 @@ import hashlib
 import threading
 from datetime import timedelta
 
-import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
 
-from biowarden.monitor.detectors import MonitorConfig
 from biowarden.registry.auth import LOCAL_OPERATOR as OP
 from biowarden.registry.auth import Identity
 from biowarden.registry.errors import Denied
-from biowarden.release import create_release
 from biowarden.release.downloads import DOWNLOAD_KIND, LINK_KIND, DownloadError, Downloads
 from biowarden.store.ledger_tables import LedgerEntryRow
-from tests.registry.helpers import START
 
 
 @pytest.fixture
-def made(db, reg, keyring, cohort_file, policy, tmp_path):
+def made(reg, kept_release):
     """One release of A-0017 (made by its PI, ann) kept on the platform, and ann's API token identity."""
-    with pq.ParquetFile(cohort_file[0]) as f:
-        eids = f.read(columns=["eid"]).column("eid").to_numpy()
-    m = create_release(
-        db,
-        keyring,
-        tmp_path,
-        application_id="A-0017",
-        out_path=tmp_path / "kept.parquet",
-        cohort=cohort_file,
-        egress_policy=policy,
-        now=START,
-        participants=eids[::3],
-        monitor_config=MonitorConfig(cohort_size=3000, bulk_share=0.9),
-    )
+    m, path = kept_release
     tok = reg.create_token(OP, username="ann", days=5)
-    return m, reg.authenticate(tok.token), tmp_path / "kept.parquet"
+    return m, reg.authenticate(tok.token), path
 
 
 def _entries(db, kind: str) -> list[tuple[str | None, str | None]]:

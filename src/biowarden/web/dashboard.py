@@ -132,16 +132,9 @@ REVIEW_TEXT = {
 }
 
 
-class MonitorIncidentOut(BaseModel):
+class MonitorIncidentOut(mon.IncidentFields):
     """An incident with its alerts (the incidents page's rows)."""
 
-    id: int
-    scope: str
-    target: str
-    opened_at: datetime
-    last_at: datetime
-    status: str
-    action: str
     alerts: list[mon.AlertOut]
 
 

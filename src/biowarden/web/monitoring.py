@@ -32,7 +32,9 @@ class AlertOut(BaseModel):
     related: list[list[str]]
 
 
-class IncidentOut(BaseModel):
+class IncidentFields(BaseModel):
+    """What every view of an incident shows; the views differ in how they show its alerts."""
+
     id: int
     scope: str
     target: str
@@ -40,6 +42,9 @@ class IncidentOut(BaseModel):
     last_at: datetime
     status: str
     action: str
+
+
+class IncidentOut(IncidentFields):
     alerts: int
 
 
