@@ -199,3 +199,20 @@ def test_custodian_sees_the_review_ranking_escaped(client, reg, traffic_reg):
     assert inst.json()["scope"] == "institution" and inst.json()["actors"] > 1
     assert MonitorService(reg).alerts(OP) == [] and reg.list_suspensions(OP) == []
     assert client.get("/dashboard/monitor/ranking", params={"days": 0}).status_code == 422
+
+
+def test_ranking_page_without_a_cohort_asks_for_its_size(home, client, reg, traffic_reg):
+    """A home with no cohort: the page says so and offers a form for the cohort size (not the API's JSON 422);
+    the form's answer gives the ranking."""
+    _login(client, "auditor")
+    r = client.get("/dashboard/monitor/ranking", params={"scope": "institution", "days": 30, "limit": 5})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert "Cannot show this page: no cohort in" in r.text and "give the cohort size" in r.text
+    form = re.search(r'<form method="get" action="([^"]+)">(.*?)</form>', r.text, re.S)
+    assert form is not None and form.group(1) == "/dashboard/monitor/ranking"
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form.group(2)))
+    assert hidden == {"scope": "institution", "days": "30", "limit": "5"}
+    assert 'name="cohort_size"' in form.group(2)
+    ok = client.get(form.group(1), params={**hidden, "cohort_size": COHORT})
+    assert ok.status_code == 200 and "files no alert" in ok.text
+    assert client.get("/dashboard/monitor/ranking.json").status_code == 422  # the API's twin keeps its JSON

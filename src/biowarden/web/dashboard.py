@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from biowarden.monitor.service import MonitorService
 from biowarden.registry import Identity, Registry
-from biowarden.registry.errors import Denied, Unauthenticated
+from biowarden.registry.errors import Denied, Invalid, Unauthenticated
 from biowarden.web import monitoring as mon
 from biowarden.web import schemas as m
 
@@ -62,6 +62,13 @@ _APPLICATION = """{% extends "base" %}{% block body %}<table>
 
 _REFUSED = """{% extends "base" %}{% block body %}<p class="bad">Refused: {{ reason }}.</p><p>{{ message }}
 {% if ledger_index is not none %}(ledger entry {{ ledger_index }}){% endif %}</p>{% endblock %}"""
+
+# Input the page cannot work with (the API's 422), with a form to give what it asked for.
+_INVALID = """{% extends "base" %}{% block body %}<p class="bad">Cannot show this page: {{ message }}.</p>
+{% if ask %}<form method="get" action="{{ ask.action }}">{% for k, v in ask.keep.items() %}
+<input type="hidden" name="{{ k }}" value="{{ v }}">{% endfor %}<label>{{ ask.label }}
+<input name="{{ ask.name }}" type="number" min="1" required></label> <button>show</button></form>{% endif %}
+{% endblock %}"""
 
 _ALERTS = """<table><tr><th>at</th><th>detector</th><th>severity</th><th>scope</th><th>target</th><th>detail</th>
 <th>blocked</th></tr>{% for x in alerts %}<tr><td>{{ x.at }}</td><td>{{ x.detector }}</td>
@@ -113,6 +120,7 @@ ENV = Environment(
             "overview": _OVERVIEW,
             "application": _APPLICATION,
             "refused": _REFUSED,
+            "invalid": _INVALID,
             "alerts": _ALERTS,
             "monitor": _MONITOR,
             "incident": _INCIDENT,
@@ -293,6 +301,13 @@ def mount_dashboard(app: FastAPI, reg: Registry, errors: dict) -> None:
             d = svc.ranking(who, scope=scope, days=days, limit=limit, cohort_size=cohort_size)
         except Denied as exc:
             return refused("review ranking", exc)
+        except Invalid as exc:  # no cohort in the home: ask for its size instead of the API's JSON 422
+            ask = None
+            if cohort_size is None:
+                keep = {"scope": scope, "days": days, "limit": limit}
+                ask = {"action": "/dashboard/monitor/ranking", "keep": keep, "label": "cohort size (participants)"}
+                ask["name"] = "cohort_size"
+            return page("invalid", exc.status, title="review ranking", twin=None, message=str(exc), ask=ask)
         twin = f"/dashboard/monitor/ranking.json?scope={scope}&days={days}&limit={limit}"
         if cohort_size is not None:
             twin += f"&cohort_size={cohort_size}"
