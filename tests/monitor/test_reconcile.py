@@ -202,3 +202,24 @@ def test_cli_scan_reports_what_was_reconciled(world, home, db, monkeypatch):
     r = runner.invoke(cli, ["monitor", "scan", "--cohort-size", str(COHORT), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["reconciled"] == {"reapplied": [], "dropped": [], "failed": [], "ledger_index": None}
+
+
+def test_another_suspension_lifted_meanwhile_is_not_read_as_a_reinstatement(world, monkeypatch):
+    """A custodian's own suspension of the same researcher, made and lifted after the incident began, says
+    nothing about the monitor's: when the monitor's never reached the registry, it is still re-applied."""
+    reg, svc, admin = world
+    reg.suspend(admin, "researcher", RES, "checking an unrelated access request")
+    reg.reinstate(admin, "researcher", RES, "checked")
+    _crash_after_commit(svc, monkeypatch)
+    out = svc.scan(COHORT)
+    assert out.reconciled.dropped == [] and out.reconciled.failed == []
+    assert [(r["target"], r["incident"], r["kind"]) for r in out.reconciled.reapplied] == [(RES, 2, SUSPEND)]
+    assert _active(reg) == [
+        ("researcher", RES, "system:monitor suspend_pending_review re-applied (lost enforcement): incident 2")
+    ]
+    assert _held(svc) == {HELD}
+    # once the custodian lifts the monitor's own suspension, that is a reinstatement outside review
+    reg.reinstate(admin, "researcher", RES, "cleared by phone")
+    later = svc.scan(COHORT)
+    assert [(r["target"], r["incident"], r["lifted_by"]) for r in later.reconciled.dropped] == [(RES, 2, "admin")]
+    assert later.reconciled.reapplied == [] and _active(reg) == [] and _held(svc) == set()

@@ -19,6 +19,7 @@ decide and ledger again (so, e.g., lifting a revocation still needs the committe
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from biowarden.policy import Resource
 from biowarden.registry import LOCAL_OPERATOR, Identity
 from biowarden.registry.errors import Conflict, Denied, Invalid, NotFound, RegistryError
 from biowarden.registry.service import Registry
+from biowarden.registry.views import SuspensionView
 from biowarden.store.monitor_store import CURSOR, MonitorStore
 from biowarden.store.registry_tables import ApplicationRow, InstitutionRow, ResearcherRow
 
@@ -202,6 +204,18 @@ def _holder(book: IncidentBook, scope: str, target: str) -> tuple[int, str, date
     return None
 
 
+_INCIDENT_IN_REASON = re.compile(r"\bincident (\d+)\b")
+
+
+def _carries(view: SuspensionView, incident: int) -> bool:
+    """Whether a registry suspension is the one that carried out ``incident``'s hold: every suspension the
+    monitor asks for names its incident first in its reason (the ladder's ``incident N: ...``, a re-application's
+    ``... incident N``, a confirmed review's ``incident N confirmed by ...``). Another suspension of the same
+    target (a custodian's own, lifted while the monitor's never arrived) says nothing about the monitor's."""
+    m = _INCIDENT_IN_REASON.search(view.reason)
+    return m is not None and int(m.group(1)) == incident
+
+
 def reconcile(
     registry: Registry, book: IncidentBook, store: MonitorStore, identity: Identity = LOCAL_OPERATOR
 ) -> Reconciliation:
@@ -209,9 +223,10 @@ def reconcile(
 
     The registry's suspensions are read through ``Registry.list_suspensions`` (a decided, ledgered read). For
     each ``(scope, target)`` the book holds suspended that the registry shows no active suspension of:
-    - if the registry shows one lifted since the incident holding it began, a custodian reinstated it outside
-      a review: the book stops holding it (the incident keeps its step, so it does not suspend again; new
-      incidents climb the ladder as usual);
+    - if the registry shows the suspension that carried out the holding incident (its reason names the
+      incident: ``_carries``) lifted since the incident began, a custodian reinstated it outside a review: the
+      book stops holding it (the incident keeps its step, so it does not suspend again; new incidents climb the
+      ladder as usual);
     - otherwise the ladder's action never reached the registry (the process died between committing a scan
       and enforcing it): it is applied again through ``Registry.suspend``, with a reason that says so. Once
       applied the registry shows it, so a later scan finds nothing to do: it is re-applied once.
@@ -230,7 +245,7 @@ def reconcile(
             for v in views
             if (v.scope, v.target) == (scope, target)
             and v.lifted_at is not None
-            and (held is None or _aware(v.lifted_at) >= held[2])
+            and (held is None or (_aware(v.lifted_at) >= held[2] and _carries(v, held[0])))
         ]
         if held is None or lifted:
             book.release(scope, target)
