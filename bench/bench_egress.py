@@ -16,6 +16,7 @@ Usage: python -m bench.bench_egress [--applications N] [--exports E] [--checks C
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import tempfile
@@ -35,7 +36,7 @@ def populate(db, applications: int, exports: int, seed: int = 1) -> dict[str, tu
     from pyroaring import BitMap
 
     from biowarden.egress.coverage import serialise
-    from biowarden.store.egress_tables import EgressCoverage, EgressScope, EgressUsage
+    from biowarden.store.egress_tables import EgressBitmap, EgressCoverage, EgressScope, EgressUsage
 
     rng = np.random.default_rng(seed)
     apps = {f"A-{i:04d}": (f"Institute {i % 100:03d}", f"r{i}-0@inst{i % 100}.ac.uk") for i in range(applications)}
@@ -67,7 +68,7 @@ def populate(db, applications: int, exports: int, seed: int = 1) -> dict[str, tu
                     per[f] = per.get(f, BitMap()) | bm
     with db.session() as s:
         s.execute(EgressUsage.__table__.insert(), usage_rows)
-        cov_rows, scope_rows = [], []
+        cov_rows, scope_rows, bitmap_rows = [], [], []
         for (kind, sid), per in cover.items():
             union = BitMap.union(*per.values())
             scope_rows.append(
@@ -79,13 +80,21 @@ def populate(db, applications: int, exports: int, seed: int = 1) -> dict[str, tu
                     "union_bitmap": serialise(union),
                 }
             )
+            blobs: dict[str, bytes] = {}
             for f, b in per.items():
+                blob = serialise(b)
+                digest = hashlib.sha256(blob).hexdigest()
+                blobs[digest] = blob
                 cov_rows.append(
-                    {"scope_kind": kind, "scope_id": sid, "field": f, "bitmap": serialise(b), "participants": len(b)}
+                    {"scope_kind": kind, "scope_id": sid, "field": f, "bitmap_digest": digest, "participants": len(b)}
                 )
+            bitmap_rows.extend(
+                {"scope_kind": kind, "scope_id": sid, "digest": d, "bitmap": blob} for d, blob in blobs.items()
+            )
         s.execute(EgressScope.__table__.insert(), scope_rows)
-        for i in range(0, len(cov_rows), 5_000):
-            s.execute(EgressCoverage.__table__.insert(), cov_rows[i : i + 5_000])
+        for rows, table in ((cov_rows, EgressCoverage.__table__), (bitmap_rows, EgressBitmap.__table__)):
+            for i in range(0, len(rows), 5_000):
+                s.execute(table.insert(), rows[i : i + 5_000])
     return apps
 
 

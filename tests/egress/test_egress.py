@@ -1,9 +1,11 @@
+import hashlib
 import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from pyroaring import BitMap
 
 from biowarden.egress.limits import (
     CoverageLimit,
@@ -14,7 +16,7 @@ from biowarden.egress.limits import (
     Quota,
 )
 from biowarden.egress.service import EgressControl
-from biowarden.store.egress_tables import EgressUsage
+from biowarden.store.egress_tables import EgressBitmap, EgressCoverage, EgressUsage
 
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 COHORT = 10_000
@@ -172,3 +174,127 @@ def test_naive_times_are_refused(db):
     ctl = EgressControl(loose(), COHORT, len(FIELDS))
     with db.session() as s, pytest.raises(ValueError, match="timezone-aware"):
         ctl.check(s, request([1], at=datetime(2026, 4, 1)))
+
+
+def stored_bitmaps(db, kind: str, scope: str) -> dict[str, bytes]:
+    with db.session() as s:
+        return dict(
+            s.execute(
+                sa.select(EgressBitmap.digest, EgressBitmap.bitmap).where(
+                    EgressBitmap.scope_kind == kind, EgressBitmap.scope_id == scope
+                )
+            ).all()
+        )
+
+
+def coverage_of_scope(db, kind: str, scope: str) -> dict[str, BitMap]:
+    blobs = stored_bitmaps(db, kind, scope)
+    with db.session() as s:
+        rows = s.execute(
+            sa.select(EgressCoverage.field, EgressCoverage.bitmap_digest, EgressCoverage.participants).where(
+                EgressCoverage.scope_kind == kind, EgressCoverage.scope_id == scope
+            )
+        ).all()
+    out = {}
+    for f, digest, participants in rows:
+        assert hashlib.sha256(blobs[digest]).hexdigest() == digest
+        out[f] = BitMap.deserialize(blobs[digest])
+        assert len(out[f]) == participants
+    return out
+
+
+def test_fields_that_share_participants_share_one_stored_bitmap(db):
+    ctl = EgressControl(loose(), COHORT, len(FIELDS))
+    with db.session() as s:
+        assert ctl.check(s, request(np.arange(100), fields=FIELDS[:4])).allow
+    for kind, scope in (("institution", "Inst"), ("application", "A-1")):
+        assert len(stored_bitmaps(db, kind, scope)) == 1  # four fields, one bitmap
+        assert coverage_of_scope(db, kind, scope) == {f: BitMap(range(100)) for f in FIELDS[:4]}
+    # a second export on two of the fields (and a new one): those fields now differ from the others
+    with db.session() as s:
+        d = ctl.check(s, request(np.arange(50, 150), fields=(*FIELDS[2:4], FIELDS[6])))
+    assert d.allow and d.usage["coverage.application"]["cells"] == 4 * 100 + 2 * 50 + 100
+    expected = {
+        **{f: BitMap(range(100)) for f in FIELDS[:2]},
+        **{f: BitMap(range(150)) for f in FIELDS[2:4]},
+        FIELDS[6]: BitMap(range(50, 150)),
+    }
+    assert coverage_of_scope(db, "application", "A-1") == expected
+    assert len(stored_bitmaps(db, "application", "A-1")) == 3
+    # the first two fields catch up: the bitmap no field names any longer is removed
+    with db.session() as s:
+        assert ctl.check(s, request(np.arange(100, 150), fields=FIELDS[:2])).allow
+    expected.update({f: BitMap(range(150)) for f in FIELDS[:2]})
+    assert coverage_of_scope(db, "application", "A-1") == expected
+    assert len(stored_bitmaps(db, "application", "A-1")) == 2
+    with db.session() as s:  # participants already held add no cells
+        d = ctl.check(s, request(np.arange(150), fields=FIELDS[:4]))
+    assert d.usage["coverage.application"]["cells"] == 4 * 150 + 100
+
+
+def test_a_denied_export_stores_no_bitmap(db):
+    policy = loose(coverage=(CoverageLimit("application", max_participant_share=0.01, max_cell_share=1.0),))
+    ctl = EgressControl(policy, COHORT, len(FIELDS))
+    with db.session() as s:
+        d = ctl.check(s, request(np.arange(500), fields=FIELDS[:4]))
+    assert not d.allow and d.reason == "DENY_COVERAGE_PARTICIPANTS"
+    assert stored_bitmaps(db, "application", "A-1") == {}
+
+
+def test_migration_moves_each_scopes_bitmaps_out_of_the_coverage_rows(tmp_path):
+    from alembic import command
+
+    from biowarden.egress.coverage import serialise
+    from biowarden.store import connect
+    from biowarden.store.db import alembic_config, migrate
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "egress_0001")
+    a, b = serialise(BitMap(range(10))), serialise(BitMap(range(5, 20)))
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        c.execute(
+            sa.text("insert into egress_coverage values (:k, :i, :f, :b, :p)"),
+            [
+                {"k": "application", "i": "A-1", "f": "x", "b": a, "p": 10},
+                {"k": "application", "i": "A-1", "f": "y", "b": a, "p": 10},
+                {"k": "application", "i": "A-1", "f": "z", "b": b, "p": 15},
+                {"k": "institution", "i": "Inst", "f": "x", "b": a, "p": 10},
+            ],
+        )
+        c.execute(
+            sa.text("insert into egress_scopes values (:k, :i, :p, :c, :u)"),
+            [
+                {"k": "application", "i": "A-1", "p": 20, "c": 35, "u": serialise(BitMap(range(20)))},
+                {"k": "institution", "i": "Inst", "p": 10, "c": 10, "u": a},
+            ],
+        )
+    engine.dispose()
+    migrate(url)
+    db = connect(url)
+    try:
+        assert coverage_of_scope(db, "application", "A-1") == {
+            "x": BitMap(range(10)),
+            "y": BitMap(range(10)),
+            "z": BitMap(range(5, 20)),
+        }
+        assert len(stored_bitmaps(db, "application", "A-1")) == 2
+        assert coverage_of_scope(db, "institution", "Inst") == {"x": BitMap(range(10))}
+        # the store keeps working on the moved rows
+        ctl = EgressControl(loose(), COHORT, len(FIELDS))
+        with db.session() as s:
+            d = ctl.check(s, request(np.arange(20), fields=("x", "z"), institution="Inst"))
+        assert d.allow and d.usage["coverage.application"]["cells"] == 35 + 10 + 5
+    finally:
+        db.dispose()
+    command.downgrade(alembic_config(url), "egress_0001")
+    engine = sa.create_engine(url)
+    with engine.begin() as c:
+        query = "select field, bitmap from egress_coverage where scope_kind = 'application'"
+        back = dict(c.execute(sa.text(query)).all())
+    engine.dispose()
+    assert {f: BitMap.deserialize(v) for f, v in back.items()} == {
+        "x": BitMap(range(20)),
+        "y": BitMap(range(10)),
+        "z": BitMap(range(20)),
+    }

@@ -38,12 +38,28 @@ class EgressUsage(Base):
 
 
 class EgressCoverage(Base):
+    """The participants a scope has received in one field: a reference to the scope's bitmap of them.
+
+    The fields of one export share a bitmap (until later exports make them differ), so a bitmap is stored
+    once per scope (:class:`EgressBitmap`) and each field names it by its SHA-256."""
+
     __tablename__ = "egress_coverage"
     scope_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     scope_id: Mapped[str] = mapped_column(String(254), primary_key=True)
     field: Mapped[str] = mapped_column(String(64), primary_key=True)
-    bitmap: Mapped[bytes] = mapped_column(LargeBinary)
+    bitmap_digest: Mapped[str] = mapped_column(String(64))
     participants: Mapped[int] = mapped_column(BigInteger)
+
+
+class EgressBitmap(Base):
+    """One serialised participant bitmap of a scope, named by the SHA-256 of its bytes; written and removed
+    only under the scope's lock (when no coverage row of the scope names it any longer)."""
+
+    __tablename__ = "egress_bitmaps"
+    scope_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scope_id: Mapped[str] = mapped_column(String(254), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bitmap: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class EgressException(Base):
