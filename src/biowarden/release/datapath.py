@@ -6,9 +6,12 @@ and the stored value) and the marking policy (decided on the stored measures, wh
 are known before it decides. :class:`ReleaseData` reads the rows while the gate searches, in eid order, one
 column group at a time (a read is a few long calls into Arrow that let go of the GIL; work made of many
 short NumPy steps, such as marking, beside the gate's Python would have both wait on the GIL, which
-measured slower than one after the other). Once the gate has decided, the marking policy is decided from
-the rows in memory and each row group is taken into pseudonym order, marked and encoded on two threads as
-Parquet column-chunk pieces (:mod:`biowarden.engine.assemble`), and the file is assembled from them in
+measured slower than one after the other). The same thread then decides the marking policy from the rows
+in memory and, until the gate decides, makes whole row groups' columns other than the quasi-identifiers
+(the pseudonym and the marked measures: taken into pseudonym order, marked and encoded as Parquet
+column-chunk pieces, :mod:`biowarden.engine.assemble`; mostly Arrow's encoder, which lets go of the GIL).
+Once the gate has decided, the rest of each row group (its generalised quasi-identifiers, and the other
+columns of the groups not made yet) is made on two threads, and the file is assembled from the pieces in
 order, its SHA-256 taken as it is written. The file is byte for byte the one the engine's writer
 (:func:`biowarden.engine.write_release`) makes from the same rows.
 
@@ -195,14 +198,41 @@ class ReleaseData:
         self.marking = None
         self.marking_inputs: list[str] = []
         self.reports: list[Any] = []
-        self._ready: Future | None = None
+        self._ready: Future | None = None  # the pseudonyms, the rows (in memory) and the marking policy
+        self._worker: Future | None = None  # the thread at work beside the gate
+        self._decided = False  # the gate has decided: no more row groups are started beside it
+        self._lock = threading.Lock()
+        self._early: dict[int, Future] = {}  # row groups whose other columns were made beside the gate
 
     # -- beside the gate ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Pseudonymise and read the rows (in memory) while the gate searches: one thread, the gate has the
-        other core."""
-        self._ready = self.pool.submit(self._prepare)
+        """While the gate searches, on one thread (the gate has the other core): pseudonymise, read the rows
+        and decide the marking policy (in memory), then make each row group's columns other than the
+        quasi-identifiers (taken into pseudonym order, marked and encoded; Parquet) until the gate decides."""
+        self._ready = Future()
+        self._worker = self.pool.submit(self._beside_gate, self._ready)
+
+    def _beside_gate(self, ready: Future) -> None:
+        try:
+            self._prepare()
+        except BaseException as exc:
+            ready.set_exception(exc)
+            return
+        ready.set_result(None)
+        if not (self.in_memory and self.plan.fmt == "parquet"):
+            return
+        for g in range(self.groups):
+            fut: Future = Future()
+            with self._lock:
+                if self._decided or self.stop.is_set():
+                    return
+                self._early[g] = fut
+            try:
+                fut.set_result(self._other_pieces(g, None))
+            except BaseException as exc:
+                fut.set_exception(exc)
+                return
 
     def _prepare(self) -> None:
         from biowarden.trace.pseudonym import pseudonymise
@@ -212,6 +242,19 @@ class ReleaseData:
         self.order = np.argsort(self.ids, kind="stable")
         if self.in_memory:
             self.table = self._read_all()
+            table = self.table
+            self._decide_marking(lambda cols: table.select(cols), map)
+
+    def _decide_marking(self, read: Callable[[list[str]], pa.Table], map_groups: Callable) -> None:
+        """The marking policy (decided on the stored measures, which the gate never touches) and the
+        columns marking reads."""
+        p = self.plan
+        self.marking = marking_policy_of(p.columns, p.qis, p.schema, p.dictionary, p.options, read, map_groups)
+        # a derived measure recomputed from a quasi-identifier's stored value needs that value beside it
+        qis = set(p.qis)
+        self.marking_inputs = self.measures + sorted(
+            {i for rule in self.marking.derived for i in rule.inputs if i in qis}, key=p.columns.index
+        )
 
     def _check(self) -> None:
         if self.stop.is_set():
@@ -258,33 +301,22 @@ class ReleaseData:
             raise RuntimeError("the gate generalised other columns than planned")
         if not np.array_equal(gate.table.column(PARTICIPANT_COLUMN).to_numpy(), p.eids):  # pragma: no cover
             raise RuntimeError("the gate's participants are not the release's")
+        with self._lock:
+            self._decided = True
+            early = dict(self._early)
         if self._ready is None:
             self._prepare()
         else:
             self._ready.result()
-        if self.table is not None:
-            table = self.table
-
-            def read(cols: list[str]) -> pa.Table:
-                return table.select(cols)
-        else:
-
-            def read(cols: list[str]) -> pa.Table:
-                return read_group(p.parquet, cols, p.keep)
-
-        self.marking = marking_policy_of(
-            p.columns, p.qis, p.schema, p.dictionary, p.options, read, lambda fn, items: self._ordered(fn, items)
-        )
-        # a derived measure recomputed from a quasi-identifier's stored value needs that value beside it
-        qis = set(p.qis)
-        self.marking_inputs = self.measures + sorted(
-            {i for rule in self.marking.derived for i in rule.inputs if i in qis}, key=p.columns.index
-        )
+        if self.marking is None:
+            self._decide_marking(
+                lambda cols: read_group(p.parquet, cols, p.keep), lambda fn, items: self._ordered(fn, items)
+            )
         generalised = {q: gate.table.column(q).combine_chunks() for q in gate.qis}
         schema = self._schema(self.names, gate)
         items = ((g, None) for g in range(self.groups)) if self.in_memory else enumerate(self._buckets())
         if p.fmt == "parquet":
-            return self._write_parquet(items, generalised, schema, staging, gate)
+            return self._write_parquet(items, generalised, schema, staging, gate, early)
         return self._write_csv(items, generalised, schema, staging)
 
     def _buckets(self) -> Iterator[pa.RecordBatch]:
@@ -339,18 +371,44 @@ class ReleaseData:
             cols[n] = generalised[n].take(idx) if n in generalised else marked.column(n)
         return cols, rep
 
-    def _pieces(self, item: tuple[int, pa.RecordBatch | None, dict[str, pa.Array], Any]):
-        """Row group ``g`` encoded: one piece per run of columns, and its mark report."""
+    def _other_pieces(self, g: int, bucket: pa.RecordBatch | None) -> tuple[dict[int, Any], Any]:
+        """Row group ``g``'s runs of columns other than the quasi-identifiers (the pseudonym, the marked
+        measures), encoded, by run; and the group's mark report. Needs nothing from the gate."""
         from biowarden.engine.assemble import encode_piece
 
-        g, bucket, generalised, gate = item
-        cols, rep = self._columns(g, bucket, generalised)
-        pieces = []
-        for _is_qi, names in self.runs:
+        marked, rep = self._marked(g, bucket)
+        pos = self._positions(g)
+        pieces: dict[int, Any] = {}
+        for i, (is_qi, names) in enumerate(self.runs):
+            if is_qi:
+                continue
             self._check()
-            table = pa.table([cols[n] for n in names], schema=self._schema(names, gate))
-            pieces.append(encode_piece(table, self._options()))
+            cols = [pa.array(self.ids[pos], pa.int64()) if n == PSEUDONYM_COLUMN else marked.column(n) for n in names]
+            pieces[i] = encode_piece(pa.table(cols, schema=self._schema(names)), self._options())
         return pieces, rep
+
+    def _qi_pieces(self, g: int, generalised: dict[str, pa.Array], gate) -> dict[int, Any]:
+        """Row group ``g``'s runs of quasi-identifiers as the gate generalised them, encoded, by run."""
+        from biowarden.engine.assemble import encode_piece
+
+        idx = pa.array(self._positions(g))
+        pieces: dict[int, Any] = {}
+        for i, (is_qi, names) in enumerate(self.runs):
+            if not is_qi:
+                continue
+            self._check()
+            table = pa.table([generalised[n].take(idx) for n in names], schema=self._schema(names, gate))
+            pieces[i] = encode_piece(table, self._options())
+        return pieces
+
+    def _pieces(self, item: tuple[int, pa.RecordBatch | None, dict[str, pa.Array], Any, Future | None]):
+        """Row group ``g`` encoded: one piece per run of columns (those made beside the gate, if any, taken
+        from ``early``), and its mark report."""
+        g, bucket, generalised, gate, early = item
+        qi = self._qi_pieces(g, generalised, gate)
+        other, rep = early.result() if early is not None else self._other_pieces(g, bucket)
+        both = {**other, **qi}
+        return [both[i] for i in range(len(self.runs))], rep
 
     @staticmethod
     def _options() -> dict[str, Any]:
@@ -359,23 +417,25 @@ class ReleaseData:
 
         return writer_options(COMPRESSION, COMPRESSION_LEVEL)
 
-    def _schema(self, names: Sequence[str], gate) -> pa.Schema:
+    def _schema(self, names: Sequence[str], gate=None) -> pa.Schema:
         from biowarden.engine.writer import plain_schema
 
         fields = []
         for n in names:
             if n == PSEUDONYM_COLUMN:
                 fields.append(pa.field(PSEUDONYM_COLUMN, pa.int64()))
-            elif n in gate.qis:
+            elif gate is not None and n in gate.qis:
                 fields.append(gate.table.schema.field(n))
             else:
                 fields.append(self.plan.schema.field(n))
         return plain_schema(pa.schema(fields))
 
-    def _write_parquet(self, items, generalised, schema: pa.Schema, staging: Path, gate) -> tuple[int, int, str]:
+    def _write_parquet(
+        self, items, generalised, schema: pa.Schema, staging: Path, gate, early: dict[int, Future]
+    ) -> tuple[int, int, str]:
         from biowarden.engine.assemble import ParquetAssembler
 
-        groups = self._ordered(self._pieces, ((g, b, generalised, gate) for g, b in items))
+        groups = self._ordered(self._pieces, ((g, b, generalised, gate, early.get(g)) for g, b in items))
         with open(staging, "xb") as fh:
             asm = ParquetAssembler(fh, schema, self._options())
             for pieces, rep in groups:
