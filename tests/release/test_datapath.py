@@ -72,3 +72,59 @@ def test_a_refusing_gate_stops_the_data_path_and_leaves_nothing(
     assert _leftovers(tmp_path) == []
     assert _releases(db) == 0
     assert not [t for t in threading.enumerate() if t.name.startswith("biowarden-release")]
+
+
+def _gate_after_early_work(monkeypatch, refuse: bool = False) -> threading.Event:
+    """The gate waits until the data path has made a row group's other columns beside it (then decides, or
+    refuses)."""
+    from biowarden.release import pipeline
+    from biowarden.release.datapath import ReleaseData
+
+    made = threading.Event()
+    real_other, real_gate = ReleaseData._other_pieces, pipeline.risk_gate
+
+    def other(self, g, bucket):
+        out = real_other(self, g, bucket)
+        made.set()
+        return out
+
+    def gate(*args, **kwargs):
+        assert made.wait(60)
+        if refuse:
+            raise ReleaseDenied("DENY_RISK", "refused for the test", "drop quasi-identifier 34-0.0")
+        return real_gate(*args, **kwargs)
+
+    monkeypatch.setattr(ReleaseData, "_other_pieces", other)
+    monkeypatch.setattr("biowarden.release.pipeline.risk_gate", gate)
+    return made
+
+
+def test_row_groups_made_beside_the_gate_give_the_same_file(
+    db, reg, keyring, cohort_file, policy, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("biowarden.engine.writer.ROW_GROUP_ROWS", 300)
+    eids = _eids(cohort_file, 1000)
+    with monkeypatch.context() as m:
+        made = _gate_after_early_work(m)
+        a = _release(db, keyring, cohort_file, policy, tmp_path, name="early.parquet", participants=eids, fields=FIELDS)
+    assert made.is_set()
+    monkeypatch.setattr("biowarden.release.datapath.IN_MEMORY_BYTES", 0)  # spilled: made after the gate only
+    b = _release(db, keyring, cohort_file, policy, tmp_path, name="after.parquet", participants=eids, fields=FIELDS)
+    assert a.file_sha256 == b.file_sha256 and a.marks == b.marks and a.rows == b.rows == 1000
+    assert (tmp_path / "early.parquet").read_bytes() == (tmp_path / "after.parquet").read_bytes()
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_gate_refusing_while_row_groups_are_made_leaves_nothing(
+    db, reg, keyring, cohort_file, policy, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("biowarden.engine.writer.ROW_GROUP_ROWS", 200)
+    made = _gate_after_early_work(monkeypatch, refuse=True)
+    with pytest.raises(ReleaseDenied, match="DENY_RISK"):
+        _release(
+            db, keyring, cohort_file, policy, tmp_path, name="refused.parquet", participants=_eids(cohort_file, 900)
+        )
+    assert made.is_set()
+    assert _leftovers(tmp_path) == []
+    assert _releases(db) == 0
+    assert not [t for t in threading.enumerate() if t.name.startswith("biowarden-release")]
