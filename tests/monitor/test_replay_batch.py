@@ -9,6 +9,7 @@ import pytest
 from pyroaring import BitMap
 
 from biowarden.ledger.canonical import canonical_text
+from biowarden.monitor import activity as activity_module
 from biowarden.monitor.activity import (
     DENIED_KIND,
     DOWNLOAD_KIND,
@@ -295,6 +296,50 @@ def test_export_fields_refuses_any_other_layout(change):
     act = Activity(T0, "ann@x.ac.uk", "A-7", "I-1", rows=4, fields=12, participants=BitMap([1, 2, 3, 4]))
     text = canonical_text(change(act.payload()))
     assert export_fields(T0, text) is None
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_export_fields_on_damaged_texts_reads_only_what_from_text_reads_alike(seed):
+    """Texts with characters inserted or removed (around the structure, in values, numbers with a leading
+    zero, escapes): whatever ``export_fields`` accepts, ``from_text`` reads to the same fields; and a text's
+    answer does not depend on which texts were read before it (the parts kept in ``_HEADS``/``_TAILS``)."""
+    rng = np.random.default_rng(seed)
+    act = Activity(T0, "ann@x.ac.uk", "A-7", "I 1", rows=4, fields=12, participants=BitMap([1, 2, 3, 70_000]))
+    act.network, act.client, act.app_expires = "10.0.0.0/24", "rstudio", T0 + timedelta(days=9)
+    payload = act.payload()
+    bases = [
+        canonical_text(payload),
+        canonical_text({**payload, "release_id": "R-1"}),
+        canonical_text({k: v for k, v in payload.items() if k != "app_expires"}),
+    ]
+    texts = []
+    for _ in range(6000):
+        text = bases[int(rng.integers(0, len(bases)))]
+        for _ in range(int(rng.integers(1, 3))):
+            k = int(rng.integers(0, len(text)))
+            if rng.random() < 0.5:
+                text = text[:k] + '":,{}0a-\\ '[int(rng.integers(0, 10))] + text[k:]
+            else:
+                text = text[:k] + text[k + 1 :]
+        texts.append(text)
+
+    def read(text: str):
+        try:
+            return export_fields(T0, text)
+        except ValueError:  # a damaged expiry date, as ``from_text`` would
+            return ValueError
+
+    warm = [read(t) for t in texts]
+    accepted = 0
+    for text, got in zip(texts, warm, strict=True):
+        activity_module._HEADS.clear()
+        activity_module._TAILS.clear()
+        assert read(text) == got
+        if got is None or got is ValueError:
+            continue
+        accepted += 1
+        assert got == _fields_of(from_text(EXPORT_KIND, T0, text))
+    assert 500 < accepted < len(texts)
 
 
 def test_a_set_the_application_exported_before_is_not_decoded_again(monkeypatch):

@@ -213,6 +213,60 @@ ExportFields = tuple[datetime, str, str, str, int, int, str, str, datetime | Non
 _EXPORT_KEYS = ("application", "client", "fields", "institution", "network", "participants", "researcher", "rows")
 
 
+def _export_head(head: str) -> tuple[str, str, int, str, str, str] | None:
+    """``export_fields`` of an export text up to its participants' opening quote: application, institution,
+    fields, network, client and the expiry's text; None when that part is not the platform's layout."""
+    o = 4 if head.startswith('{"app_expires":"') else 0  # the optional leading member
+    t = head.split('"')
+    if len(t) != o + 22:
+        return None
+    fields = t[o + 10][1:-1]  # ":12," without the separators
+    if not (
+        t[0] == "{"
+        and (o == 0 or (t[2] == ":" and t[4] == ","))
+        and (t[o + 1], t[o + 5], t[o + 9], t[o + 11], t[o + 15], t[o + 19]) == _EXPORT_KEYS[:6]
+        and t[o + 2 : o + 9 : 2] == [":", ",", ":", ","]
+        and t[o + 12 : o + 21 : 2] == [":", ",", ":", ",", ":"]
+        and t[o + 10][:1] == ":"
+        and t[o + 10][-1:] == ","
+        and fields.isascii()
+        and fields.isdigit()
+        and (fields[0] != "0" or fields == "0")  # JSON writes no leading zero
+    ):
+        return None
+    return t[o + 3], t[o + 13], int(fields), t[o + 17], t[o + 7], t[3] if o else ""
+
+
+def _export_tail(tail: str) -> tuple[str, int] | None:
+    """``export_fields`` of an export text from its participants' closing quote: researcher and rows; None
+    when that part is not the platform's layout (``release_id`` may come before the researcher)."""
+    t = tail.split('"')
+    p = 4 if len(t) >= 12 and t[2] == "release_id" else 0  # the optional member after the participants
+    if len(t) != 8 + p:
+        return None
+    rows = t[p + 7][1:-1]  # ":5}" without the separators
+    if not (
+        t[1] == ","
+        and (p == 0 or (t[3] == ":" and t[5] == ","))
+        and (t[p + 2], t[p + 3], t[p + 5], t[p + 6]) == ("researcher", ":", ",", "rows")
+        and t[p + 7][:1] == ":"
+        and t[p + 7][-1:] == "}"
+        and rows.isascii()
+        and rows.isdigit()
+        and (rows[0] != "0" or rows == "0")
+    ):
+        return None
+    return t[p + 4], int(rows)
+
+
+# The parts of export texts read before: a platform's exports repeat an application's members (the text up to
+# the participants) and a researcher's (after them), so most texts need only two look-ups.
+_HEADS: dict[str, tuple[str, str, int, str, str, str] | None] = {}
+_TAILS: dict[str, tuple[str, int] | None] = {}
+_PARTS_KEPT = 1 << 15  # each dictionary is emptied when it reaches this many texts
+_NOT_READ: Any = object()
+
+
 def export_fields(at: datetime, text: str) -> ExportFields | None:
     """An export's fields from its ledger text when it has the layout the platform writes (``Activity.payload``
     with its participants, with or without ``app_expires`` and ``release_id``; strings without escapes,
@@ -225,58 +279,51 @@ def export_fields(at: datetime, text: str) -> ExportFields | None:
         {|app_expires|:|2028-..|,|application|:|A-0001|,|client|:|rstudio|,|fields|:12,|institution|:|...
         ...|,|participants|:|<base64>|,|release_id|:|R-..|,|researcher|:|r1@..|,|rows|:5}
 
-    The layout is checked token by token (keys, separators, the two counts), so a text either gives exactly
-    its members or is refused."""
+    The participants' base64 (most of the text) is found, not split: the first ``"participants":"`` (its
+    quotes are delimiters, so in the layout it can only be the member) and the next quote. The text before it
+    and the text after it are each checked token by token (keys, separators, the two counts), so a text either
+    gives exactly its members or is refused; each part's reading is kept (``_HEADS``, ``_TAILS``) for the
+    next text that repeats it."""
     if "\\" in text:
         return None
-    o = 4 if text.startswith('{"app_expires":"') else 0  # the optional leading member
-    # Split up to the participants' base64 (most of the text), then cut it at its closing quote: ``str.split``
-    # looks at every character, ``str.find`` of one character does not.
-    t = text.split('"', o + 21)
-    if len(t) != o + 22:
+    start = text.find(_PARTICIPANTS)
+    if start < 0:
         return None
-    rest = t[o + 21]
-    end = rest.find('"')
+    start += len(_PARTICIPANTS)
+    end = text.find('"', start)
     if end < 0:
         return None
-    t[o + 21] = rest[:end]
-    t += rest[end + 1 :].split('"')
-    n = len(t)
-    p = 4 if n >= 33 + o and t[o + 23] == "release_id" else 0  # the optional member after the participants
-    if n != 29 + o + p:
+    part = text[:start]
+    head = _HEADS.get(part, _NOT_READ)
+    if head is _NOT_READ:
+        head = _export_head(part)
+        if len(_HEADS) >= _PARTS_KEPT:
+            _HEADS.clear()
+        _HEADS[part] = head
+    if head is None:
         return None
-    fields, rows = t[o + 10][1:-1], t[o + p + 28][1:-1]  # ":12," and ":5}" without the separators
-    if not (
-        t[0] == "{"
-        and (o == 0 or (t[2] == ":" and t[4] == ","))
-        and (p == 0 or (t[o + 24] == ":" and t[o + 26] == ","))
-        and (t[o + 1], t[o + 5], t[o + 9], t[o + 11], t[o + 15], t[o + 19], t[o + p + 23], t[o + p + 27])
-        == _EXPORT_KEYS
-        and t[o + 2 : o + 9 : 2] == [":", ",", ":", ","]
-        and t[o + 12 : o + 23 : 2] == [":", ",", ":", ",", ":", ","]
-        and t[o + p + 24] == ":"
-        and t[o + p + 26] == ","
-        and t[o + 10][:1] == ":"
-        and t[o + 10][-1:] == ","
-        and t[o + p + 28][:1] == ":"
-        and t[o + p + 28][-1:] == "}"
-        and fields.isascii()
-        and fields.isdigit()
-        and rows.isascii()
-        and rows.isdigit()
-    ):
+    part = text[end:]
+    tail = _TAILS.get(part, _NOT_READ)
+    if tail is _NOT_READ:
+        tail = _export_tail(part)
+        if len(_TAILS) >= _PARTS_KEPT:
+            _TAILS.clear()
+        _TAILS[part] = tail
+    if tail is None:
         return None
+    application, institution, fields, network, client, expires = head
+    researcher, rows = tail
     return (
         at,
-        t[o + p + 25],  # researcher
-        t[o + 3],  # application
-        t[o + 13],  # institution
-        int(rows),
-        int(fields),
-        t[o + 17],  # network
-        t[o + 7],  # client
-        _expiry(t[3]) if o and t[3] else None,
-        t[o + 21],  # participants, encoded
+        researcher,
+        application,
+        institution,
+        rows,
+        fields,
+        network,
+        client,
+        _expiry(expires) if expires else None,
+        text[start:end],  # participants, encoded
     )
 
 

@@ -430,11 +430,13 @@ class Monitor:
                 window = app.log_cells
             else:
                 break  # platform peers: left to ``_size``
-            # (x - median) / mad_floor < z_warn, first with a lower bound on the median (a larger left side)
-            floor = window.median_floor()
-            if (floor is None or not (x - floor) / mad_floor < z_warn) and not (
-                x - _median(window.order)
-            ) / mad_floor < z_warn:
+            # (x - median) / mad_floor < z_warn, first with a lower bound on the median (a larger left side):
+            # ``median_floor``, inline
+            rank = (window.count - 1) // 2 - len(window.pending)
+            if (
+                not (rank >= 0 and (x - window._order[rank]) / mad_floor < z_warn)
+                and not (x - _median(window.order)) / mad_floor < z_warn
+            ):
                 break
             # 5. context
             hour = at.hour
@@ -458,7 +460,9 @@ class Monitor:
                     app.institution = institution
                 elif app.institution != institution:
                     app.one_institution = False
-                if not (app.one_institution and app.recall(encoded)):
+                seen = app.seen
+                # ``recall``: the last text remembered (the most common re-pull) is compared first, inline
+                if not (app.one_institution and ((seen and seen[-1] == encoded) or app.recall(encoded))):
                     decoded = decode_participants(encoded)
                     if not app.one_institution or len(decoded) != decoded.intersection_cardinality(app.coverage):
                         break
@@ -482,8 +486,13 @@ class Monitor:
                     decoded = None
             # ``_learn``
             recent.append(at)
-            r.log_cells.append(x)
-            app.log_cells.append(x)
+            for window in (r.log_cells, app.log_cells):  # ``_Window.append``, inline
+                if window.count < window.size:
+                    window.count += 1
+                window_pending = window.pending
+                window_pending.append(x)
+                if len(window_pending) >= PENDING:
+                    window._fold()
             peers.append(x)
             if len(peers) > 4000:
                 del peers[:2000]
