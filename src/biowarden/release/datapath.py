@@ -45,6 +45,8 @@ IN_MEMORY_BYTES = 1 << 30  # requested columns estimated above this are sorted t
 MARKING_GROUP = 16  # columns whose values are checked together to decide which carry marks
 READ_GROUP = 12  # columns read together (on the local engine, several groups at once)
 WORKERS = 2  # row groups prepared at once (taking, marking and encoding release the GIL)
+SLICE = 12  # after the gate, columns encoded together (a row group's work cut finer keeps both threads busy)
+GROUPS_AHEAD = 2  # after the gate, row groups whose work is queued at once
 
 
 class Cancelled(Exception):
@@ -387,28 +389,61 @@ class ReleaseData:
             pieces[i] = encode_piece(pa.table(cols, schema=self._schema(names)), self._options())
         return pieces, rep
 
-    def _qi_pieces(self, g: int, generalised: dict[str, pa.Array], gate) -> dict[int, Any]:
-        """Row group ``g``'s runs of quasi-identifiers as the gate generalised them, encoded, by run."""
+    def _encode_other(self, g: int, names: list[str], marked: Future) -> Any:
+        """Some consecutive columns of row group ``g`` other than the quasi-identifiers, encoded once the
+        group's measures are marked (``marked``: the future of :meth:`_marked`)."""
         from biowarden.engine.assemble import encode_piece
 
-        idx = pa.array(self._positions(g))
-        pieces: dict[int, Any] = {}
-        for i, (is_qi, names) in enumerate(self.runs):
-            if not is_qi:
-                continue
-            self._check()
-            table = pa.table([generalised[n].take(idx) for n in names], schema=self._schema(names, gate))
-            pieces[i] = encode_piece(table, self._options())
-        return pieces
+        table, _ = marked.result()
+        self._check()
+        pos = self._positions(g)
+        cols = [pa.array(self.ids[pos], pa.int64()) if n == PSEUDONYM_COLUMN else table.column(n) for n in names]
+        return encode_piece(pa.table(cols, schema=self._schema(names)), self._options())
 
-    def _pieces(self, item: tuple[int, pa.RecordBatch | None, dict[str, pa.Array], Any, Future | None]):
-        """Row group ``g`` encoded: one piece per run of columns (those made beside the gate, if any, taken
-        from ``early``), and its mark report."""
-        g, bucket, generalised, gate, early = item
-        qi = self._qi_pieces(g, generalised, gate)
-        other, rep = early.result() if early is not None else self._other_pieces(g, bucket)
-        both = {**other, **qi}
-        return [both[i] for i in range(len(self.runs))], rep
+    def _encode_qis(self, g: int, names: list[str], generalised: dict[str, pa.Array], gate) -> Any:
+        """A run of quasi-identifiers of row group ``g`` as the gate generalised them, encoded."""
+        from biowarden.engine.assemble import encode_piece
+
+        self._check()
+        idx = pa.array(self._positions(g))
+        table = pa.table([generalised[n].take(idx) for n in names], schema=self._schema(names, gate))
+        return encode_piece(table, self._options())
+
+    def _submit_group(self, g: int, bucket, generalised, gate, early: Future | None) -> tuple[list, Future]:
+        """Queue row group ``g``'s work after the gate: its measures marked (one task), then its pieces in
+        column order (a task per run of quasi-identifiers, and per :data:`SLICE` other columns), or, for a
+        group made beside the gate (``early``), only its quasi-identifiers. Returns the pieces (futures, or
+        (early, run) for a piece made beside the gate) and the future whose result's second item is the
+        group's mark report. A piece's task waits only for the marking task queued before it."""
+        source = early if early is not None else self.pool.submit(self._marked, g, bucket)
+        parts: list = []
+        for i, (is_qi, names) in enumerate(self.runs):
+            if is_qi:
+                parts.append(self.pool.submit(self._encode_qis, g, names, generalised, gate))
+            elif early is not None:
+                parts.append((early, i))
+            else:
+                parts.extend(
+                    self.pool.submit(self._encode_other, g, names[s : s + SLICE], source)
+                    for s in range(0, len(names), SLICE)
+                )
+        return parts, source
+
+    def _groups_after_gate(self, items, generalised, gate, early: dict[int, Future]) -> Iterator:
+        """(pieces, mark report) of each row group in order, :data:`GROUPS_AHEAD` groups queued at once."""
+        pending: list[tuple[list, Future]] = []
+
+        def done(parts: list, source: Future):
+            pieces = [p[0].result()[0][p[1]] if isinstance(p, tuple) else p.result() for p in parts]
+            return pieces, source.result()[1]
+
+        for g, bucket in items:
+            self._check()
+            pending.append(self._submit_group(g, bucket, generalised, gate, early.get(g)))
+            if len(pending) >= GROUPS_AHEAD:
+                yield done(*pending.pop(0))
+        while pending:
+            yield done(*pending.pop(0))
 
     @staticmethod
     def _options() -> dict[str, Any]:
@@ -435,7 +470,7 @@ class ReleaseData:
     ) -> tuple[int, int, str]:
         from biowarden.engine.assemble import ParquetAssembler
 
-        groups = self._ordered(self._pieces, ((g, b, generalised, gate, early.get(g)) for g, b in items))
+        groups = self._groups_after_gate(items, generalised, gate, early)
         with open(staging, "xb") as fh:
             asm = ParquetAssembler(fh, schema, self._options())
             for pieces, rep in groups:
