@@ -9,14 +9,16 @@ large allocations: reading the 100 columns of a 500,000-participant release took
 system time) in a fresh process and 0.56 s the second time, against 0.89 s and 0.67 s with the system
 allocator; over a whole release in a fresh process (as the CLI runs one) the system allocator was faster
 and its peak resident set lower. So it is the process's default pool once the data plane is loaded, unless
-the operator chose one (``ARROW_DEFAULT_MEMORY_POOL``).
+the operator chose one (``ARROW_DEFAULT_MEMORY_POOL``). That default is Python's: the C++ Parquet reader and
+writer keep their buffers in the pool chosen when pyarrow was loaded, which is the system allocator too
+when biowarden was imported first (``biowarden/__init__.py``).
 """
-
-import os as _os
 
 import pyarrow as _pa
 
-if not _os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+from biowarden import ARROW_POOL_CHOSEN as _ARROW_POOL_CHOSEN
+
+if not _ARROW_POOL_CHOSEN:
     _pa.set_memory_pool(_pa.system_memory_pool())
 
 from biowarden.engine.core import (
