@@ -237,32 +237,21 @@ def _export_head(head: str) -> tuple[str, str, int, str, str, str] | None:
     return t[o + 3], t[o + 13], int(fields), t[o + 17], t[o + 7], t[3] if o else ""
 
 
-def _export_tail(tail: str) -> tuple[str, int] | None:
-    """``export_fields`` of an export text from its participants' closing quote: researcher and rows; None
-    when that part is not the platform's layout (``release_id`` may come before the researcher)."""
+def _export_tail(tail: str) -> str | None:
+    """``export_fields`` of an export text from its participants' closing quote up to its last member's key
+    (``"rows":``): the researcher; None when that part is not the platform's layout (``release_id`` may come
+    before the researcher)."""
     t = tail.split('"')
-    p = 4 if len(t) >= 12 and t[2] == "release_id" else 0  # the optional member after the participants
-    if len(t) != 8 + p:
+    p = 4 if len(t) >= 10 and t[2] == "release_id" else 0  # the optional member after the participants
+    if len(t) != 6 + p or t[1] != "," or (p and (t[3] != ":" or t[5] != ",")):
         return None
-    rows = t[p + 7][1:-1]  # ":5}" without the separators
-    if not (
-        t[1] == ","
-        and (p == 0 or (t[3] == ":" and t[5] == ","))
-        and (t[p + 2], t[p + 3], t[p + 5], t[p + 6]) == ("researcher", ":", ",", "rows")
-        and t[p + 7][:1] == ":"
-        and t[p + 7][-1:] == "}"
-        and rows.isascii()
-        and rows.isdigit()
-        and (rows[0] != "0" or rows == "0")
-    ):
-        return None
-    return t[p + 4], int(rows)
+    return t[p + 4] if (t[p + 2], t[p + 3], t[p + 5]) == ("researcher", ":", ",") else None
 
 
 # The parts of export texts read before: a platform's exports repeat an application's members (the text up to
 # the participants) and a researcher's (after them), so most texts need only two look-ups.
 _HEADS: dict[str, tuple[str, str, int, str, str, str] | None] = {}
-_TAILS: dict[str, tuple[str, int] | None] = {}
+_TAILS: dict[str, str | None] = {}
 _PARTS_KEPT = 1 << 15  # each dictionary is emptied when it reaches this many texts
 _NOT_READ: Any = object()
 
@@ -302,23 +291,26 @@ def export_fields(at: datetime, text: str) -> ExportFields | None:
         _HEADS[part] = head
     if head is None:
         return None
-    part = text[end:]
-    tail = _TAILS.get(part, _NOT_READ)
-    if tail is _NOT_READ:
-        tail = _export_tail(part)
+    last = text.rfind('"rows":')  # the last member, a count: the text ends with it, "}" after its digits
+    rows = text[last + 7 : -1]
+    if not (last > end and text[-1] == "}" and rows.isascii() and rows.isdigit() and (rows[0] != "0" or rows == "0")):
+        return None
+    part = text[end:last]
+    researcher = _TAILS.get(part, _NOT_READ)
+    if researcher is _NOT_READ:
+        researcher = _export_tail(part)
         if len(_TAILS) >= _PARTS_KEPT:
             _TAILS.clear()
-        _TAILS[part] = tail
-    if tail is None:
+        _TAILS[part] = researcher
+    if researcher is None:
         return None
     application, institution, fields, network, client, expires = head
-    researcher, rows = tail
     return (
         at,
         researcher,
         application,
         institution,
-        rows,
+        int(rows),
         fields,
         network,
         client,

@@ -407,6 +407,7 @@ class Monitor:
         researchers, applications, pulling = self.researchers, self.applications, self._pulling
         peers, peer_seen = self._peer_log_cells, self._peer_seen
         log1p = math.log1p
+        near_from: dict[datetime, datetime] = {}  # an expiry's date less ``near_expiry``
         i = start
         decoded: BitMap | None = None
         while i < n:
@@ -418,7 +419,12 @@ class Monitor:
             if app_expires is not None:
                 if at >= app_expires:
                     break
-                if _ZERO <= app_expires - at <= near_expiry and share >= bulk_share / 4:  # ``pull_near_expiry``
+                # ``pull_near_expiry``: 0 <= app_expires - at <= near_expiry, the first part known; an expiry read from
+                # its text has a fixed UTC offset, so at >= app_expires - near_expiry is the same test
+                near = near_from.get(app_expires)
+                if near is None:
+                    near = near_from[app_expires] = app_expires - near_expiry
+                if at >= near and share >= bulk_share / 4:
                     break
             # 2. the size z-score: only the early exit of ``_size`` (z cannot reach the warning bar) is taken
             r = researchers[researcher]
