@@ -46,7 +46,7 @@ MARKING_GROUP = 16  # columns whose values are checked together to decide which 
 READ_GROUP = 12  # columns read together (on the local engine, several groups at once)
 WORKERS = 2  # row groups prepared at once (taking, marking and encoding release the GIL)
 SLICE = 12  # after the gate, columns encoded together (a row group's work cut finer keeps both threads busy)
-GROUPS_AHEAD = 2  # after the gate, row groups whose work is queued at once
+GROUPS_AHEAD = 2  # after the gate, row groups whose marking is queued ahead of the pieces being encoded
 
 
 class Cancelled(Exception):
@@ -409,38 +409,52 @@ class ReleaseData:
         table = pa.table([generalised[n].take(idx) for n in names], schema=self._schema(names, gate))
         return encode_piece(table, self._options())
 
-    def _submit_group(self, g: int, bucket, generalised, gate, early: Future | None) -> tuple[list, Future]:
-        """Queue row group ``g``'s work after the gate: its measures marked (one task), then its pieces in
-        column order (a task per run of quasi-identifiers, and per :data:`SLICE` other columns), or, for a
-        group made beside the gate (``early``), only its quasi-identifiers. Returns the pieces (futures, or
-        (early, run) for a piece made beside the gate) and the future whose result's second item is the
-        group's mark report. A piece's task waits only for the marking task queued before it."""
-        source = early if early is not None else self.pool.submit(self._marked, g, bucket)
+    def _submit_pieces(self, g: int, generalised, gate, source: Future, early: bool) -> list:
+        """Queue row group ``g``'s pieces in column order after the gate: a task per run of quasi-identifiers,
+        and per :data:`SLICE` other columns once ``source`` (the group's marking task) has marked them; for a
+        group made beside the gate (``early``: ``source`` holds its pieces), only its quasi-identifiers.
+        Returns the pieces: futures, or (source, run) for a piece made beside the gate."""
         parts: list = []
         for i, (is_qi, names) in enumerate(self.runs):
             if is_qi:
                 parts.append(self.pool.submit(self._encode_qis, g, names, generalised, gate))
-            elif early is not None:
-                parts.append((early, i))
+            elif early:
+                parts.append((source, i))
             else:
                 parts.extend(
                     self.pool.submit(self._encode_other, g, names[s : s + SLICE], source)
                     for s in range(0, len(names), SLICE)
                 )
-        return parts, source
+        return parts
 
     def _groups_after_gate(self, items, generalised, gate, early: dict[int, Future]) -> Iterator:
-        """(pieces, mark report) of each row group in order, :data:`GROUPS_AHEAD` groups queued at once."""
+        """(pieces, mark report) of each row group in order. The tasks are queued so that a group's marking
+        runs before the pieces of the group :data:`GROUPS_AHEAD` before it: a piece's task waits only for a
+        marking task queued (so started) before it, and the two threads never wait on one marking."""
+        rows = iter(items)
+        marking: list[tuple[int, Future, bool]] = []  # (group, its marking task or early pieces, early)
         pending: list[tuple[list, Future]] = []
+
+        def mark_next() -> None:
+            item = next(rows, None)
+            if item is not None:
+                g, bucket = item
+                made = early.get(g)
+                source = made if made is not None else self.pool.submit(self._marked, g, bucket)
+                marking.append((g, source, made is not None))
 
         def done(parts: list, source: Future):
             pieces = [p[0].result()[0][p[1]] if isinstance(p, tuple) else p.result() for p in parts]
             return pieces, source.result()[1]
 
-        for g, bucket in items:
+        for _ in range(GROUPS_AHEAD):
+            mark_next()
+        while marking:
             self._check()
-            pending.append(self._submit_group(g, bucket, generalised, gate, early.get(g)))
-            if len(pending) >= GROUPS_AHEAD:
+            g, source, made = marking.pop(0)
+            pending.append((self._submit_pieces(g, generalised, gate, source, made), source))
+            mark_next()
+            while len(pending) > 1:
                 yield done(*pending.pop(0))
         while pending:
             yield done(*pending.pop(0))
