@@ -98,7 +98,7 @@ def marking_policy_of(
 
 def read_group(parquet, cols, keep) -> pa.Table:
     """A few columns of the participants, in the file's order (a statistic's input: no engine sort)."""
-    table = pq.read_table(parquet, columns=[PARTICIPANT_COLUMN, *cols])
+    table = pq.ParquetFile(parquet).read(columns=[PARTICIPANT_COLUMN, *cols])
     if keep is not None:
         eids = table.column(PARTICIPANT_COLUMN).to_numpy()
         table = table.filter(pa.array(np.isin(eids, keep, assume_unique=True)))
