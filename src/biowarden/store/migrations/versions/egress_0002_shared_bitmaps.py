@@ -52,7 +52,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("bitmap_digest", sa.String(64), nullable=True))
     conn = op.get_bind()
     stored: set[tuple[str, str, str]] = set()
-    for kind, sid, fld, blob in conn.execute(sa.select(*_KEY, _coverage.c.bitmap)).all():
+    # the keys first, then one bitmap at a time: a store's coverage can be far larger than memory
+    for kind, sid, fld in conn.execute(sa.select(*_KEY).order_by(*_KEY)).all():
+        blob = conn.scalar(
+            sa.select(_coverage.c.bitmap).where(
+                _coverage.c.scope_kind == kind, _coverage.c.scope_id == sid, _coverage.c.field == fld
+            )
+        )
         digest = hashlib.sha256(blob).hexdigest()
         if (kind, sid, digest) not in stored:
             stored.add((kind, sid, digest))
@@ -71,17 +77,21 @@ def downgrade() -> None:
     with op.batch_alter_table("egress_coverage") as batch:
         batch.add_column(sa.Column("bitmap", sa.LargeBinary(), nullable=True))
     conn = op.get_bind()
-    blobs = {
-        (k, i, d): b
-        for k, i, d, b in conn.execute(
-            sa.select(_bitmaps.c.scope_kind, _bitmaps.c.scope_id, _bitmaps.c.digest, _bitmaps.c.bitmap)
-        ).all()
-    }
-    for kind, sid, fld, digest in conn.execute(sa.select(*_KEY, _coverage.c.bitmap_digest)).all():
+    # each stored bitmap is read once and written into the rows that name it (one bitmap in memory at a time)
+    for kind, sid, digest in conn.execute(
+        sa.select(_bitmaps.c.scope_kind, _bitmaps.c.scope_id, _bitmaps.c.digest).order_by(
+            _bitmaps.c.scope_kind, _bitmaps.c.scope_id, _bitmaps.c.digest
+        )
+    ).all():
+        blob = conn.scalar(
+            sa.select(_bitmaps.c.bitmap).where(
+                _bitmaps.c.scope_kind == kind, _bitmaps.c.scope_id == sid, _bitmaps.c.digest == digest
+            )
+        )
         conn.execute(
             _coverage.update()
-            .where(_coverage.c.scope_kind == kind, _coverage.c.scope_id == sid, _coverage.c.field == fld)
-            .values(bitmap=blobs[(kind, sid, digest)])
+            .where(_coverage.c.scope_kind == kind, _coverage.c.scope_id == sid, _coverage.c.bitmap_digest == digest)
+            .values(bitmap=blob)
         )
     with op.batch_alter_table("egress_coverage") as batch:
         batch.alter_column("bitmap", existing_type=sa.LargeBinary(), nullable=False)
