@@ -376,28 +376,23 @@ class ReleaseData:
     def _other_pieces(self, g: int, bucket: pa.RecordBatch | None) -> tuple[dict[int, Any], Any]:
         """Row group ``g``'s runs of columns other than the quasi-identifiers (the pseudonym, the marked
         measures), encoded, by run; and the group's mark report. Needs nothing from the gate."""
-        from biowarden.engine.assemble import encode_piece
-
         marked, rep = self._marked(g, bucket)
-        pos = self._positions(g)
-        pieces: dict[int, Any] = {}
-        for i, (is_qi, names) in enumerate(self.runs):
-            if is_qi:
-                continue
-            self._check()
-            cols = [pa.array(self.ids[pos], pa.int64()) if n == PSEUDONYM_COLUMN else marked.column(n) for n in names]
-            pieces[i] = encode_piece(pa.table(cols, schema=self._schema(names)), self._options())
+        pieces = {i: self._encode_marked(g, names, marked) for i, (is_qi, names) in enumerate(self.runs) if not is_qi}
         return pieces, rep
 
     def _encode_other(self, g: int, names: list[str], marked: Future) -> Any:
         """Some consecutive columns of row group ``g`` other than the quasi-identifiers, encoded once the
         group's measures are marked (``marked``: the future of :meth:`_marked`)."""
+        return self._encode_marked(g, names, marked.result()[0])
+
+    def _encode_marked(self, g: int, names: list[str], marked: pa.Table | None) -> Any:
+        """Consecutive columns of row group ``g`` other than the quasi-identifiers (the pseudonym, measures
+        from ``marked``, the group's marked measures), encoded as one piece."""
         from biowarden.engine.assemble import encode_piece
 
-        table, _ = marked.result()
         self._check()
         pos = self._positions(g)
-        cols = [pa.array(self.ids[pos], pa.int64()) if n == PSEUDONYM_COLUMN else table.column(n) for n in names]
+        cols = [pa.array(self.ids[pos], pa.int64()) if n == PSEUDONYM_COLUMN else marked.column(n) for n in names]
         return encode_piece(pa.table(cols, schema=self._schema(names)), self._options())
 
     def _encode_qis(self, g: int, names: list[str], generalised: dict[str, pa.Array], gate) -> Any:

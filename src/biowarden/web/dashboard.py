@@ -305,8 +305,8 @@ def mount_dashboard(app: FastAPI, reg: Registry, errors: dict) -> None:
             ask = None
             if cohort_size is None:
                 keep = {"scope": scope, "days": days, "limit": limit}
-                ask = {"action": "/dashboard/monitor/ranking", "keep": keep, "label": "cohort size (participants)"}
-                ask["name"] = "cohort_size"
+                label = "cohort size (participants)"
+                ask = {"action": "/dashboard/monitor/ranking", "keep": keep, "label": label, "name": "cohort_size"}
             return page("invalid", exc.status, title="review ranking", twin=None, message=str(exc), ask=ask)
         twin = f"/dashboard/monitor/ranking.json?scope={scope}&days={days}&limit={limit}"
         if cohort_size is not None:
