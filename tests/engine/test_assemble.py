@@ -15,6 +15,7 @@ import pytest
 from biowarden.engine import EngineError, write_release
 from biowarden.engine import writer as W
 from biowarden.engine.assemble import (
+    DELTA_COLUMNS,
     ParquetAssembler,
     _footer,
     encode_piece,
@@ -60,6 +61,40 @@ def test_pieces_of_a_real_cohort_give_the_writers_bytes(cohort_path, tmp_path, m
     data, _, _ = _assembled(table, cuts, 200)
     assert data == (tmp_path / "whole.parquet").read_bytes()
     assert pq.read_table(io.BytesIO(data)).equals(table)
+
+
+def test_the_pseudonym_column_is_delta_encoded_in_the_whole_file_and_in_pieces(edge, tmp_path, monkeypatch):
+    """The release's key column (ascending distinct pseudonyms) is written without a dictionary, delta-encoded,
+    and the pieces, given the file's column names, still give the writer's bytes."""
+    from biowarden.release.datapath import PSEUDONYM_COLUMN
+
+    assert PSEUDONYM_COLUMN in DELTA_COLUMNS
+    monkeypatch.setattr(W, "ROW_GROUP_ROWS", 128)
+    table = edge.sort_by("eid")
+    ids = np.cumsum(np.random.default_rng(5).integers(1, 10**9, table.num_rows))
+    table = table.add_column(0, PSEUDONYM_COLUMN, pa.array(ids, pa.int64()))
+    write_release(table, tmp_path / "whole.parquet")
+    whole = (tmp_path / "whole.parquet").read_bytes()
+    meta = pq.ParquetFile(io.BytesIO(whole)).metadata
+    for g in range(meta.num_row_groups):
+        key, other = meta.row_group(g).column(0), meta.row_group(g).column(1)
+        assert key.path_in_schema == PSEUDONYM_COLUMN
+        assert "DELTA_BINARY_PACKED" in key.encodings and "RLE_DICTIONARY" not in key.encodings
+        assert not key.has_dictionary_page and other.has_dictionary_page
+    options = writer_options(W.COMPRESSION, W.COMPRESSION_LEVEL, table.column_names)
+    sink = io.BytesIO()
+    asm = ParquetAssembler(sink, plain_schema(table.schema), options)
+    for start in range(0, table.num_rows, 128):
+        part = table.slice(start, 128).combine_chunks()
+        asm.add_row_group(
+            [
+                encode_piece(part.select([0, 1, 2]), options),
+                encode_piece(part.select(list(range(3, part.num_columns))), options),
+            ]
+        )
+    asm.finish()
+    assert sink.getvalue() == whole
+    assert np.array_equal(pq.read_table(io.BytesIO(whole)).column(PSEUDONYM_COLUMN).to_numpy(), ids)
 
 
 def test_no_row_groups_is_the_writers_empty_file(edge, tmp_path):

@@ -30,6 +30,9 @@ import pyarrow.parquet as pq
 from biowarden.engine.errors import EngineError
 
 MAGIC = b"PAR1"
+# the release's key column (each application's pseudonyms, ascending and distinct): its dictionary would
+# hold every value and overflow, so it is delta-encoded instead (a tenth of the encoding time, half the bytes)
+DELTA_COLUMNS = frozenset({"pseudonym_id"})
 
 # Thrift compact protocol wire types
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
@@ -217,11 +220,16 @@ def _footer(data: bytes) -> tuple[TStruct, int]:
     return thrift_decode(data[start : len(data) - 8]), start
 
 
-def writer_options(compression: str, compression_level: int | None) -> dict[str, Any]:
-    return {
+def writer_options(compression: str, compression_level: int | None, names: Sequence[str] = ()) -> dict[str, Any]:
+    """The release writer's Parquet settings for a file (or piece) whose columns are ``names``: every column
+    dictionary-encoded, except :data:`DELTA_COLUMNS` (ascending distinct ids, which a dictionary only
+    doubles: delta-encoded). A piece may pass the whole file's names (settings for absent columns are
+    ignored), so its column chunks are the whole file's."""
+    delta = [n for n in names if n in DELTA_COLUMNS]
+    options: dict[str, Any] = {
         "compression": compression,
         "compression_level": compression_level,
-        "use_dictionary": True,
+        "use_dictionary": [n for n in names if n not in DELTA_COLUMNS] if delta else True,
         "write_statistics": True,
         "version": "2.6",
         "data_page_version": "1.0",
@@ -229,6 +237,9 @@ def writer_options(compression: str, compression_level: int | None) -> dict[str,
         "write_page_index": False,
         "write_page_checksum": False,
     }
+    if delta:
+        options["column_encoding"] = dict.fromkeys(delta, "DELTA_BINARY_PACKED")
+    return options
 
 
 @dataclass

@@ -157,18 +157,12 @@ def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa
 
 
 def _write_parquet(it: Iterator[pa.RecordBatch], schema: pa.Schema, path: Path) -> None:
+    from biowarden.engine.assemble import writer_options
+
     with pq.ParquetWriter(
         path,
         schema,
-        compression=COMPRESSION,
-        compression_level=COMPRESSION_LEVEL,
-        use_dictionary=True,
-        write_statistics=True,
-        version="2.6",
-        data_page_version="1.0",
-        store_schema=True,
-        write_page_index=False,
-        write_page_checksum=False,
+        **writer_options(COMPRESSION, COMPRESSION_LEVEL, schema.names),
     ) as w:
         for rg in _row_groups(it, schema, ROW_GROUP_ROWS):
             w.write_batch(rg, row_group_size=ROW_GROUP_ROWS)

@@ -454,12 +454,11 @@ class ReleaseData:
         while pending:
             yield done(*pending.pop(0))
 
-    @staticmethod
-    def _options() -> dict[str, Any]:
+    def _options(self) -> dict[str, Any]:
         from biowarden.engine.assemble import writer_options
         from biowarden.engine.writer import COMPRESSION, COMPRESSION_LEVEL
 
-        return writer_options(COMPRESSION, COMPRESSION_LEVEL)
+        return writer_options(COMPRESSION, COMPRESSION_LEVEL, self.names)
 
     def _schema(self, names: Sequence[str], gate=None) -> pa.Schema:
         from biowarden.engine.writer import plain_schema
