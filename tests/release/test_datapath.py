@@ -128,3 +128,40 @@ def test_a_gate_refusing_while_row_groups_are_made_leaves_nothing(
     assert _leftovers(tmp_path) == []
     assert _releases(db) == 0
     assert not [t for t in threading.enumerate() if t.name.startswith("biowarden-release")]
+
+
+def test_the_flusher_puts_the_file_on_disk_as_it_grows_and_reports_a_background_error(tmp_path, monkeypatch):
+    import os
+
+    from biowarden.release import datapath
+
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+        real(fd)
+
+    monkeypatch.setattr(datapath.os, "fdatasync", counting)
+    path = tmp_path / "f.bin"
+    with open(path, "xb") as fh:
+        disk = datapath.Flusher(fh)
+        for i in range(3):
+            fh.write(bytes([i]) * 1000)
+            disk.start()
+            disk.join()  # each part synced before the next is written
+        disk.sync()
+    assert path.read_bytes() == b"".join(bytes([i]) * 1000 for i in range(3))
+    assert synced == [1000, 2000, 3000]  # what had been written so far, handed to the disk each time
+
+    def failing(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(datapath.os, "fdatasync", failing)
+    with open(tmp_path / "g.bin", "xb") as fh:
+        disk = datapath.Flusher(fh)
+        fh.write(b"x")
+        disk.start()
+        disk.join()
+        with pytest.raises(OSError, match="Input/output error"):
+            disk.sync()  # the background sync's error is not lost

@@ -157,6 +157,50 @@ def _runs(names: Sequence[str], qis: set[str]) -> list[tuple[bool, list[str]]]:
     return out
 
 
+class Flusher:
+    """Puts a file's data on disk while the file is still being written: :meth:`start` hands what has been
+    written so far to an ``fdatasync`` on a thread of its own (at most one at a time: while one runs, a
+    later call only flushes Python's buffer), so the :meth:`sync` that ends the file waits only for its last
+    part (a release's 45 MB took 0.07-0.09 s to ``fsync`` at the end, with both cores otherwise idle). An
+    error of a background sync is raised by the next :meth:`start` or by :meth:`sync`: a write-back error is
+    reported once, and must not be lost."""
+
+    def __init__(self, fh) -> None:
+        self.fh = fh
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _run(self, fd: int) -> None:
+        try:
+            os.fdatasync(fd)
+        except BaseException as exc:  # reported by wait(), on the writing thread
+            self._error = exc
+
+    def start(self) -> None:
+        self.fh.flush()
+        if self._thread is None or not self._thread.is_alive():
+            self._raise()
+            self._thread = threading.Thread(target=self._run, args=(self.fh.fileno(),), name="biowarden-fsync")
+            self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the sync under way, if any (its error is kept for :meth:`sync`)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def sync(self) -> None:
+        """Everything written on disk, the metadata included (the release is published by a rename)."""
+        self.join()
+        self._raise()
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+
 @dataclass
 class Plan:
     """What the data path needs, all known before the risk gate decides."""
@@ -480,13 +524,17 @@ class ReleaseData:
 
         groups = self._groups_after_gate(items, generalised, gate, early)
         with open(staging, "xb") as fh:
-            asm = ParquetAssembler(fh, schema, self._options())
-            for pieces, rep in groups:
-                asm.add_row_group(pieces)
-                self.reports.append(rep)
-            nbytes, sha = asm.finish()
-            fh.flush()
-            os.fsync(fh.fileno())
+            disk = Flusher(fh)
+            try:
+                asm = ParquetAssembler(fh, schema, self._options())
+                for pieces, rep in groups:
+                    asm.add_row_group(pieces)
+                    self.reports.append(rep)
+                    disk.start()
+                nbytes, sha = asm.finish()
+            finally:
+                disk.join()
+            disk.sync()
         return self.rows, nbytes, sha
 
     def _write_csv(self, items, generalised, schema: pa.Schema, staging: Path) -> tuple[int, int, None]:
