@@ -576,9 +576,8 @@ def create_release(
     monitor_config=None,
 ) -> ReleaseManifest:
     """Make one record-level release; raise ReleaseDenied (nothing written) or ReleaseError (bad request)."""
-    from pyroaring import BitMap
-
     from biowarden.cohort import load_cohort
+    from biowarden.egress.coverage import bitmap_of
     from biowarden.egress.limits import EgressPolicy, ExportRequest
     from biowarden.egress.service import EgressControl
     from biowarden.engine import open_engine, read_columns, write_release
@@ -714,7 +713,7 @@ def create_release(
         institution=institution,
         rows=int(eids.size),
         fields=len(columns),
-        participants=BitMap(eids.astype(np.uint32)),
+        participants=bitmap_of(eids),
         app_expires=app_expires,
     )
     config = monitor_config or MonitorConfig(cohort_size=int(all_eids.size))
@@ -861,7 +860,7 @@ def create_release(
                 ),
             )
             manifest.ledger_index, manifest.export_ledger_index = idx, eidx
-            bm = BitMap(eids.astype(np.uint32))
+            bm = bitmap_of(eids)
             bm.run_optimize()
             s.add(
                 ReleaseRow(
