@@ -165,3 +165,24 @@ def test_the_flusher_puts_the_file_on_disk_as_it_grows_and_reports_a_background_
         disk.join()
         with pytest.raises(OSError, match="Input/output error"):
             disk.sync()  # the background sync's error is not lost
+
+
+def test_gather_takes_exactly_what_take_takes():
+    import numpy as np
+    import pyarrow as pa
+
+    from biowarden.release.datapath import Gather
+
+    rng = np.random.default_rng(8)
+    bands = np.array(["40-49", "50-59", "60-69", "*"], dtype=object)
+    few = pa.array([None if i % 97 == 0 else bands[i % 4] for i in range(4_000)], pa.string())
+    many = pa.array([f"v{i}" for i in rng.integers(0, 3_000, 4_000)], pa.string())
+    numbers = pa.array(rng.integers(0, 5, 4_000))
+    idx = pa.array(rng.permutation(4_000)[:1_500])
+    assert Gather(few).codes is not None  # few distinct texts: taken through the codes
+    assert Gather(many).codes is None and Gather(numbers).codes is None  # taken directly
+    for column in (few, many, numbers, pa.array([], pa.string())):
+        sel = idx if len(column) else pa.array([], pa.int64())
+        got = Gather(column).take(sel)
+        assert got.type == column.type and got.equals(column.take(sel))
+    assert Gather(few).take(idx).null_count == few.take(idx).null_count > 0

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from biowarden.cohort.fields import PARTICIPANT_COLUMN
@@ -201,6 +202,29 @@ class Flusher:
             raise err
 
 
+class Gather:
+    """A column taken by row positions again and again (a generalised quasi-identifier, once per row group):
+    ``take`` gives exactly ``column.take``. A text column with few distinct values (a generalised one has a
+    handful: age bands, regions) is taken as its dictionary codes, whose values are then looked up in the
+    small dictionary, which stays in cache: 1-2 ms per 131,072 rows instead of 3-13 ms for a take that
+    reads the texts from all over the column."""
+
+    def __init__(self, column: pa.Array) -> None:
+        self.column = column
+        self.codes: pa.Array | None = None
+        self.values: pa.Array | None = None
+        t = column.type
+        if len(column) and (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)):
+            enc = pc.dictionary_encode(column)
+            if len(enc.dictionary) * 16 <= len(column):
+                self.codes, self.values = enc.indices, enc.dictionary
+
+    def take(self, idx: pa.Array) -> pa.Array:
+        if self.codes is None or self.values is None:
+            return self.column.take(idx)
+        return self.values.take(self.codes.take(idx))
+
+
 @dataclass
 class Plan:
     """What the data path needs, all known before the risk gate decides."""
@@ -358,7 +382,7 @@ class ReleaseData:
             self._decide_marking(
                 lambda cols: read_group(p.parquet, cols, p.keep), lambda fn, items: self._ordered(fn, items)
             )
-        generalised = {q: gate.table.column(q).combine_chunks() for q in gate.qis}
+        generalised = {q: Gather(gate.table.column(q).combine_chunks()) for q in gate.qis}
         schema = self._schema(self.names, gate)
         items = ((g, None) for g in range(self.groups)) if self.in_memory else enumerate(self._buckets())
         if p.fmt == "parquet":
@@ -407,7 +431,7 @@ class ReleaseData:
             rows = pa.Table.from_batches([bucket.select(self.marking_inputs)])
         return embed.mark_batch(rows, self.marking, self.plan.app_no, self.plan.keyring, self.plan.eids[pos])
 
-    def _columns(self, g: int, bucket, generalised: dict[str, pa.Array]) -> tuple[dict[str, Any], Any]:
+    def _columns(self, g: int, bucket, generalised: dict[str, Gather]) -> tuple[dict[str, Any], Any]:
         """Row group ``g``'s released columns by name (pseudonym, generalised QIs, marked measures)."""
         marked, rep = self._marked(g, bucket)
         pos = self._positions(g)
@@ -439,7 +463,7 @@ class ReleaseData:
         cols = [pa.array(self.ids[pos], pa.int64()) if n == PSEUDONYM_COLUMN else marked.column(n) for n in names]
         return encode_piece(pa.table(cols, schema=self._schema(names)), self._options())
 
-    def _encode_qis(self, g: int, names: list[str], generalised: dict[str, pa.Array], gate) -> Any:
+    def _encode_qis(self, g: int, names: list[str], generalised: dict[str, Gather], gate) -> Any:
         """A run of quasi-identifiers of row group ``g`` as the gate generalised them, encoded."""
         from biowarden.engine.assemble import encode_piece
 
