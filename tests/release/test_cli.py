@@ -62,13 +62,15 @@ def test_release_create_list_and_trace(ready_home, tmp_path):
     plist = tmp_path / "p.txt"
     plist.write_text("\n".join(str(e) for e in eids))
     fields = "31,34,50,21002,4080,4079"
-    r = runner.invoke(
-        app,
-        ["release", "create", "A-0017", "--fields", fields, "--participants", str(plist), "--out", str(out), "--json"],
-    )
+    ask = ["release", "create", "A-0017", "--fields", fields, "--participants", str(plist), "--out", str(out)]
+    # a weaker threshold than the custodian's (the default here: k 5, max_risk 0.2) is refused, exit 2
+    r = runner.invoke(app, [*ask, "--k", "2", "--max-risk", "0.5"])
+    assert r.exit_code == 2 and "weaker than the custodian's" in r.output and not out.exists()
+    r = runner.invoke(app, [*ask, "--k", "7", "--json"])  # a stricter one is used and recorded
     assert r.exit_code == 0, r.output
     m = json.loads(r.stdout)
     assert out.exists() and m["rows"] == 1000 and m["application"] == "A-0017"
+    assert (m["risk"]["k"], m["risk"]["max_risk"], m["risk"]["suppression_limit"]) == (7, 0.2, 0.02)
     r = runner.invoke(app, ["release", "list", "--json"])
     assert [x["release_id"] for x in json.loads(r.stdout)["releases"]] == [m["release_id"]]
     leak = pq.read_table(out).drop_columns(["pseudonym_id"]).slice(0, 200)

@@ -3,6 +3,7 @@ as a set-valued quasi-identifier, generalised) join its cumulative risk as the s
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pyarrow.parquet as pq
@@ -47,10 +48,12 @@ def dated(reg):
 def test_held_operation_dates_join_the_cumulative_risk(db, reg, dated, keyring, cohort_file, policy, tmp_path):
     with pq.ParquetFile(cohort_file[0]) as f:
         eids = f.read(columns=["eid"]).column("eid").to_numpy()[:1500]
-    # operation dates alone, under a looser threshold: released in five-year bands (level 4 of 6)
+    # operation dates alone, under a looser threshold the custodian configured: five-year bands (level 4 of 6)
+    (tmp_path / "risk.json").write_text(json.dumps({"k": 3, "max_risk": None, "suppression": 0.1}))
     loose = RiskThreshold(k=3, max_risk=None, suppression=0.1)
     first = _release(db, keyring, cohort_file, policy, tmp_path, "dates.parquet", ["41282"], eids, threshold=loose)
     assert first.quasi_identifiers == [OPS] and first.levels == {OPS: 4}
+    (tmp_path / "risk.json").unlink()  # the default threshold again for what follows
     # what the application holds: every participant's operation dates in those bands
     held = _prior_holdings(db, APP, "Northbridge Institute", cohort_file[0], cohort_file[1])
     assert len(held) == 1 and held[0].column_names == ["eid", OPS]

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from biowarden.monitor.activity import EXPORT_KIND
 from biowarden.monitor.detectors import MonitorConfig
 from biowarden.registry.auth import LOCAL_OPERATOR as OP
-from biowarden.release import PSEUDONYM_COLUMN, ReleaseDenied, StoreCatalog, create_release
+from biowarden.release import PSEUDONYM_COLUMN, ReleaseDenied, ReleaseError, StoreCatalog, create_release
 from biowarden.store.ledger_tables import LedgerEntryRow
 from biowarden.store.release_tables import ReleaseRow
 from biowarden.trace.pseudonym import identify
@@ -327,3 +327,73 @@ def _small_batches():
                 yield b.slice(start, 100)
 
     return batches
+
+
+def test_the_custodians_threshold_comes_from_risk_json_and_a_release_cannot_weaken_it(
+    db, reg, keyring, cohort_file, policy, tmp_path
+):
+    """HOME/risk.json sets the threshold every release is held to (the REST API passes none); a caller may ask
+    for a stricter one, never a weaker one, and a refused request leaves no file and no ledger entry."""
+    import json
+
+    from biowarden.release.pipeline import RiskThreshold
+
+    with pq.ParquetFile(cohort_file[0]) as f:
+        eids = f.read(columns=["eid"]).column("eid").to_numpy()[:900]
+    assert RiskThreshold.load(tmp_path) == RiskThreshold()  # no file: k 5, max_risk 0.2, suppression 0.02
+    (tmp_path / "risk.json").write_text(json.dumps({"k": 11, "max_risk": 0.09}))
+    floor = RiskThreshold.load(tmp_path)
+    assert (floor.k, floor.max_risk, floor.suppression, floor.min_class) == (11, 0.09, 0.02, 12)
+    assert not RiskThreshold(k=20, max_risk=0.2).weaker_than(floor)  # classes of 20 keep the risk under 0.09
+    before = _ledger_kinds(db)
+    weaker = (
+        RiskThreshold(k=5, max_risk=0.2),  # the default: smaller classes
+        RiskThreshold(k=11, max_risk=0.2),  # a risk of 0.2 lets classes of 11 through, the floor's needs 12
+        RiskThreshold(k=12, max_risk=0.09, suppression=0.1),  # more records suppressed
+    )
+    for threshold in weaker:
+        assert threshold.weaker_than(floor)
+        with pytest.raises(ReleaseError, match="weaker than the custodian's"):
+            _release(
+                db, keyring, cohort_file, policy, tmp_path, name="weak.parquet", participants=eids, threshold=threshold
+            )
+    assert not (tmp_path / "weak.parquet").exists() and _ledger_kinds(db) == before
+    # no threshold given: the custodian's; a stricter one is allowed; both are recorded in the manifest
+    m = _release(db, keyring, cohort_file, policy, tmp_path, name="floor.parquet", participants=eids, fields=["31"])
+    assert (m.risk["k"], m.risk["max_risk"], m.risk["suppression_limit"]) == (11, 0.09, 0.02)
+    strict = RiskThreshold(k=30, max_risk=0.09)
+    m2 = _release(
+        db,
+        keyring,
+        cohort_file,
+        policy,
+        tmp_path,
+        name="strict.parquet",
+        participants=eids,
+        fields=["31"],
+        threshold=strict,
+    )
+    assert (m2.risk["k"], m2.risk["max_risk"]) == (30, 0.09)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "not valid JSON"),
+        ("[5]", "must hold an object"),
+        ('{"k": 5, "l": 3}', "unknown setting"),
+        ('{"k": "five"}', "k must be a whole number"),
+        ('{"k": true}', "k must be a whole number"),
+        ('{"max_risk": "high"}', "max_risk must be a number"),
+        ('{"suppression": null}', "suppression must be a number"),
+        ('{"k": 0}', "k must be at least 1"),
+        ('{"max_risk": 1.5}', "max_risk must lie in"),
+        ('{"k": null, "max_risk": null}', "needs k or max_risk"),
+    ],
+)
+def test_a_bad_risk_json_is_a_clear_error(tmp_path, text, message):
+    from biowarden.release.pipeline import RiskThreshold
+
+    (tmp_path / "risk.json").write_text(text)
+    with pytest.raises(ReleaseError, match=message):
+        RiskThreshold.load(tmp_path)

@@ -41,8 +41,12 @@ def create(
     participants: Path | None = typer.Option(
         None, "--participants", help="file of participant eids (one per line) to restrict the release to"
     ),
-    k: int = typer.Option(5, "--k", help="smallest equivalence class of the quasi-identifiers"),
-    max_risk: float = typer.Option(0.2, "--max-risk", help="highest prosecutor risk allowed"),
+    k: int | None = typer.Option(
+        None, "--k", help="smallest equivalence class (stricter than the custodian's risk.json only; default: it)"
+    ),
+    max_risk: float | None = typer.Option(
+        None, "--max-risk", help="highest prosecutor risk (stricter than risk.json only; default: it)"
+    ),
     engine: str = typer.Option("duckdb", "--engine", help="duckdb or spark"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
@@ -61,7 +65,14 @@ def create(
             fail(f"cannot read participants from {participants}: {exc}")
     settings, db, keyring = open_store()
     try:
-        threshold = RiskThreshold(k=k, max_risk=max_risk)
+        threshold = None  # the custodian's (HOME/risk.json)
+        if k is not None or max_risk is not None:
+            floor = RiskThreshold.load(settings.home)
+            threshold = RiskThreshold(
+                k=floor.k if k is None else k,
+                max_risk=floor.max_risk if max_risk is None else max_risk,
+                suppression=floor.suppression,
+            )
         with console.status(f"releasing {application}...") if not as_json else _null():
             m = create_release(
                 db,

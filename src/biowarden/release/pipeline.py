@@ -59,9 +59,14 @@ class ReleaseDenied(Exception):
         }
 
 
+RISK_FILE = "risk.json"  # the custodian's threshold, in the home
+
+
 @dataclass(frozen=True)
 class RiskThreshold:
-    """The custodian's threshold: classes of at least ``k`` and highest prosecutor risk at most ``max_risk``."""
+    """The custodian's threshold: classes of at least ``k`` and highest prosecutor risk at most ``max_risk``
+    (configured in ``HOME/risk.json``, :meth:`load`; a release may be held to a stricter one, never a weaker
+    one)."""
 
     k: int | None = 5
     max_risk: float | None = 0.2
@@ -83,6 +88,52 @@ class RiskThreshold:
         if self.max_risk is not None:
             k = max(k, int(np.ceil(1.0 / self.max_risk - 1e-12)))
         return k
+
+    def weaker_than(self, other: RiskThreshold) -> bool:
+        """Whether this threshold lets through a release ``other`` would hold back: smaller classes (k and
+        the prosecutor risk bound come to one smallest class) or more records suppressed."""
+        return self.min_class < other.min_class or self.suppression > other.suppression
+
+    def describe(self) -> str:
+        k = "none" if self.k is None else str(self.k)
+        risk = "none" if self.max_risk is None else f"{self.max_risk:g}"
+        return f"k {k}, max_risk {risk}, suppression {self.suppression:g}"
+
+    @classmethod
+    def load(cls, home: str | os.PathLike[str]) -> RiskThreshold:
+        """The custodian's threshold from ``HOME/risk.json`` (``{"k": 11, "max_risk": 0.09, "suppression":
+        0.02}``; a key left out keeps its default, ``null`` switches k or max_risk off), else the default
+        (k 5, max_risk 0.2, suppression 0.02: El Emam's threshold for cell size 5)."""
+        path = Path(home) / RISK_FILE
+        if not path.exists():
+            return cls()
+        try:
+            raw = json.loads(path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ReleaseError(f"{RISK_FILE} cannot be read: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise ReleaseError(f"{RISK_FILE} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+        if not isinstance(raw, dict):
+            raise ReleaseError(f"{RISK_FILE} must hold an object with k, max_risk and suppression")
+        unknown = sorted(set(raw) - {"k", "max_risk", "suppression"})
+        if unknown:
+            raise ReleaseError(f"{RISK_FILE}: unknown setting(s) {', '.join(unknown)} (use k, max_risk, suppression)")
+        d = cls()
+        k, max_risk, suppression = (
+            raw.get("k", d.k),
+            raw.get("max_risk", d.max_risk),
+            raw.get("suppression", d.suppression),
+        )
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int)):
+            raise ReleaseError(f"{RISK_FILE}: k must be a whole number or null, not {k!r}")
+        for name, v in (("max_risk", max_risk), ("suppression", suppression)):
+            if (v is not None or name == "suppression") and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise ReleaseError(f"{RISK_FILE}: {name} must be a number, not {v!r}")
+        return cls(
+            k=k,
+            max_risk=None if max_risk is None else float(max_risk),
+            suppression=float(suppression),
+        )
 
 
 @dataclass
@@ -597,7 +648,14 @@ def create_release(
 
     home = Path(home)
     at = _aware(now)
-    threshold = threshold or RiskThreshold()
+    floor = RiskThreshold.load(home)
+    if threshold is None:
+        threshold = floor
+    elif threshold.weaker_than(floor):
+        raise ReleaseError(
+            f"the risk threshold asked for ({threshold.describe()}) is weaker than the custodian's "
+            f"({floor.describe()}, in {RISK_FILE}): a release may be held to a stricter threshold, never a weaker one"
+        )
     if fmt not in FORMATS:
         raise ReleaseError(f"unknown format {fmt!r}: use parquet or csv")
     out = Path(out_path)
