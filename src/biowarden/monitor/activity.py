@@ -321,7 +321,8 @@ def export_fields(at: datetime, text: str) -> ExportFields | None:
 
 def from_entries(entries: Iterable[Any], batch: int = 2000) -> Iterator[Activity | None]:
     """``from_text`` over stored ledger entries (``kind``, ``at``, ``decision``, ``payload_json``), one result
-    per entry in order. An export's participants are cut out of its text first; the rest, when it has the
+    per entry in order. An export in the layout the platform writes is read by ``export_fields`` (as the batch
+    replay reads it); otherwise its participants are cut out of its text first and the rest, when it has the
     layout ``Activity.payload`` writes (strings without escapes), is read by one regular expression straight
     into the activity; anything else is parsed as JSON, a batch's texts by one ``json.loads`` of their array."""
     it = iter(entries)
@@ -334,6 +335,24 @@ def from_entries(entries: Iterable[Any], batch: int = 2000) -> Iterator[Activity
         for i, e in enumerate(chunk):
             kind = e.kind
             if kind == EXPORT_KIND:
+                fields = export_fields(e.at, e.payload_json)  # the platform's layout: read by splitting
+                if fields is not None:
+                    at, researcher, application, institution, rows, n_fields, network, client, expires, encoded = fields
+                    out[i] = Activity(
+                        at,
+                        researcher,
+                        application,
+                        institution,
+                        "export",
+                        rows,
+                        n_fields,
+                        None,
+                        network,
+                        client,
+                        expires,
+                        encoded,
+                    )
+                    continue
                 text, encoded = _cut(e.payload_json)  # the participants' base64: found by memchr, not parsed
                 m = _EXPORT_TEXT.fullmatch(text)
                 if m is not None:
