@@ -657,9 +657,15 @@ class Monitor:
         elif len(app.log_cells) >= c.min_history:  # a new account: its application's colleagues are its peers
             window, basis = app.log_cells, "application's researchers"
         if window is not None:
-            # z <= (x - median) / mad_floor: when that is under the bar, so is z whatever the MAD (skipped)
-            if c.mad_floor > 0 < c.z_warn and (x - _median(window.order)) / c.mad_floor < c.z_warn:
-                return []
+            # z <= (x - median) / mad_floor: when that is under the bar, so is z whatever the MAD (skipped). Tried
+            # first with a lower bound on the median (a larger left side: ``median_floor``), which needs no fold of
+            # the window's pending values, as the replay's fast path does
+            if c.mad_floor > 0 < c.z_warn:
+                floor = window.median_floor()
+                if floor is not None and (x - floor) / c.mad_floor < c.z_warn:
+                    return []
+                if (x - _median(window.order)) / c.mad_floor < c.z_warn:
+                    return []
             med, mad = window.robust()
         else:  # a new account in a new application: the whole platform, with a stricter bar
             if len(self._peer_log_cells) < 50:
