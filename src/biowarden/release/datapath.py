@@ -173,7 +173,7 @@ class Flusher:
 
     def _run(self, fd: int) -> None:
         try:
-            os.fdatasync(fd)
+            (getattr(os, "fdatasync", None) or os.fsync)(fd)  # macOS has no fdatasync
         except BaseException as exc:  # reported by wait(), on the writing thread
             self._error = exc
 
