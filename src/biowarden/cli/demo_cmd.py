@@ -19,13 +19,17 @@ def register(app: typer.Typer) -> None:
         home: Path | None = typer.Option(None, "--home", help="State folder (default BIOWARDEN_HOME)."),
     ) -> None:
         """Synthesise a cohort and replay the April 2026 incident end to end."""
+        from biowarden.cli.common import fail
         from biowarden.config import load_settings
-        from biowarden.demo import DemoContext, run
+        from biowarden.demo import DemoContext, DemoError, run
 
         settings = load_settings(home)
         settings.home.mkdir(parents=True, exist_ok=True)
         ctx = DemoContext(home=settings.home, participants=participants, seed=seed, console=console)
-        run(ctx)
+        try:
+            run(ctx)
+        except DemoError as exc:
+            fail(str(exc))
         if serve:
             import uvicorn
 
