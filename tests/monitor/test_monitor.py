@@ -273,3 +273,29 @@ def test_ledger_texts_read_by_pattern_or_json_give_the_same_activities():
         if act.encoded:
             act.participants, act.encoded = decode_participants(act.encoded), ""
         assert act == want, e.payload_json
+
+
+@pytest.mark.parametrize("number", ["012", "00", "-01", "\u0661\u0662", "1\u0662"])
+def test_a_number_json_refuses_is_refused_by_the_pattern_reader_too(number):
+    """An export text the pattern reader takes (no participants: not the platform's usual layout) with a
+    count JSON does not allow (a leading zero, digits of another script) is refused as the JSON reader refuses
+    it, instead of being read as a number."""
+    from types import SimpleNamespace
+
+    from biowarden.ledger.canonical import canonical_text
+    from biowarden.monitor.activity import from_entries
+
+    base = {k: v for k, v in _export(T0, eids=[3, 4]).payload().items() if k != "participants"}
+    text = canonical_text(base)
+    assert '"fields":' in text
+    good = SimpleNamespace(kind=EXPORT_KIND, at=T0, decision=None, payload_json=text)
+    assert next(iter(from_entries([good]))).fields == base["fields"]
+    bad = SimpleNamespace(
+        kind=EXPORT_KIND,
+        at=T0,
+        decision=None,
+        payload_json=text.replace(f'"fields":{base["fields"]},', f'"fields":{number},'),
+    )
+    assert bad.payload_json != text
+    with pytest.raises(ValueError):
+        list(from_entries([bad]))

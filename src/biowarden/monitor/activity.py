@@ -178,7 +178,7 @@ def _cut(text: str) -> tuple[str, str]:
 
 def _export_pattern() -> re.Pattern[str]:
     s = r'"([^"\\]*)"'  # a JSON string without escapes: its text is its value
-    n = r"(-?\d+)"
+    n = r"(-?(?:0|[1-9][0-9]*))"  # a JSON integer: no leading zero, ASCII digits only (\d takes any script's)
     return re.compile(
         rf'\{{(?:"app_expires":{s},)?"application":{s},"client":{s},"fields":{n},"institution":{s},'
         rf'"network":{s},(?:"participants":"",)?(?:"release_id":{s},)?"researcher":{s},"rows":{n}\}}'
