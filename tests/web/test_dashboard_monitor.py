@@ -1,9 +1,10 @@
 """The dashboard's monitoring pages: open incidents with their alerts, action and review status, and the review
 ranking, read through the monitor's service (``monitor.read``, ledgered); a researcher gets the API's refusal;
-names from the data are escaped."""
+names from the data are escaped. The overview shows staff the rules in force."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -216,3 +217,28 @@ def test_ranking_page_without_a_cohort_asks_for_its_size(home, client, reg, traf
     ok = client.get(form.group(1), params={**hidden, "cohort_size": COHORT})
     assert ok.status_code == 200 and "files no alert" in ok.text
     assert client.get("/dashboard/monitor/ranking.json").status_code == 422  # the API's twin keeps its JSON
+
+
+def test_staff_see_the_rules_in_force_and_researchers_do_not(home, client, reg):
+    """The overview shows the custodian's staff the threshold and export policy every release is checked
+    against, read from the home as a release reads them; a malformed file shows why releases are refused."""
+    _accounts(reg)
+    _login(client, "admin")
+    rules = client.get("/dashboard/overview.json").json()["rules"]
+    assert rules["error"] is None
+    assert rules["risk"] == {"k": 5, "max_risk": 0.2, "suppression": 0.02, "min_class": 5}  # no risk.json
+    assert rules["egress"]["caps"]["max_rows"] == 100_000 and len(rules["egress"]["quotas"]) == 3
+    (home / "risk.json").write_text(json.dumps({"k": 11, "max_risk": 0.09}))
+    (home / "egress.json").write_text(json.dumps({"caps": {"max_rows": 5000, "max_cells": 10**6, "max_bytes": 10**8}}))
+    rules = client.get("/dashboard/overview.json").json()["rules"]
+    assert rules["risk"]["min_class"] == 12 and rules["egress"]["caps"]["max_rows"] == 5000
+    html = client.get("/dashboard").text
+    assert "Rules in force" in html and "classes of at least 12" in html and "5,000 rows" in html
+    (home / "egress.json").write_text("{")
+    rules = client.get("/dashboard/overview.json").json()["rules"]
+    assert rules["risk"] is None and "releases are refused" in rules["error"] and "egress.json" in rules["error"]
+    assert "releases are refused" in client.get("/dashboard").text
+    _login(client, "res")  # not staff: no suspensions, no rules
+    twin = client.get("/dashboard/overview.json").json()
+    assert twin["suspensions"] is None and twin["rules"] is None
+    assert "Rules in force" not in client.get("/dashboard").text

@@ -378,5 +378,5 @@ def create_app(settings_or_db, keyring=None, *, clock=None, max_body: int = MAX_
 
     from biowarden.web.dashboard import mount_dashboard
 
-    mount_dashboard(app, reg, ERRORS)
+    mount_dashboard(app, reg, ERRORS, getattr(settings_or_db, "home", None))
     return app

@@ -8,6 +8,7 @@ through the API or the CLI.
 
 import contextlib
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Form, Query, Request
@@ -48,6 +49,22 @@ _OVERVIEW = """{% extends "base" %}{% block body %}
 {{ a.id }}</a></td><td>{{ a.institution }}</td><td>{{ a.title }}</td>
 <td class="{{ 'ok' if a.status == 'approved' else 'bad' }}">{{ a.status }}</td><td>{{ a.members|length }}</td>
 <td>{{ a.fields|length }}</td><td>{{ a.expires_on }}</td></tr>{% endfor %}</table>
+{% if d.rules is not none %}<h2>Rules in force</h2>{% if d.rules.error %}<p class="bad">{{ d.rules.error }}</p>
+{% else %}<p>Re-identification threshold (<code>risk.json</code>): classes of at least {{ d.rules.risk.min_class }}
+(k {{ d.rules.risk.k if d.rules.risk.k is not none else "none" }}, highest prosecutor risk
+{{ d.rules.risk.max_risk if d.rules.risk.max_risk is not none else "none" }}), up to
+{{ "%.0f"|format(d.rules.risk.suppression * 100) }}% of records suppressed. Export caps
+(<code>egress.json</code>): {{ "{:,}".format(d.rules.egress.caps.max_rows) }} rows,
+{{ "{:,}".format(d.rules.egress.caps.max_cells) }} cells, {{ "{:,}".format(d.rules.egress.caps.max_bytes) }} bytes
+per export; a pull of {{ "%.0f"|format(d.rules.egress.whole_cohort_share * 100) }}% of the cohort with
+{{ d.rules.egress.whole_cohort_fields }} fields or more needs a committee exception.</p>
+<table><tr><th>quota per</th><th>window</th><th>rows</th><th>cells</th><th>bytes</th><th>exports</th></tr>
+{% for q in d.rules.egress.quotas %}<tr><td>{{ q.scope }}</td><td>{{ q.window_seconds // 3600 }} h</td>
+{% for k in ["max_rows", "max_cells", "max_bytes", "max_exports"] %}<td>{{ "{:,}".format(q[k]) if q[k] is not none
+else "-" }}</td>{% endfor %}</tr>{% endfor %}</table>
+<table><tr><th>coverage per</th><th>participants (share of the cohort)</th><th>cells (share)</th></tr>
+{% for c in d.rules.egress.coverage %}<tr><td>{{ c.scope }}</td><td>{{ c.max_participant_share }}</td>
+<td>{{ c.max_cell_share }}</td></tr>{% endfor %}</table>{% endif %}{% endif %}
 {% if d.suspensions is not none %}<h2>Suspensions in force</h2><table><tr><th>#</th><th>scope</th><th>target</th>
 <th>kind</th><th>reason</th><th>by</th><th>since</th></tr>{% for s in d.suspensions %}<tr><td>{{ s.id }}</td>
 <td>{{ s.scope }}</td><td>{{ s.target }}</td><td>{{ s.kind }}</td><td>{{ s.reason }}</td><td>{{ s.actor }}</td>
@@ -151,14 +168,43 @@ class MonitorPageOut(BaseModel):
     incidents: list[MonitorIncidentOut]
 
 
+class RulesOut(BaseModel):
+    """The custodian's rules in force: the re-identification threshold (``HOME/risk.json``) and the export
+    policy (``HOME/egress.json``) as every release is checked against them, or why they cannot be read."""
+
+    risk: dict[str, Any] | None
+    egress: dict[str, Any] | None
+    error: str | None = None
+
+
 class DashboardOut(BaseModel):
     me: m.MeOut
     platform: m.PlatformOut
     applications: list[m.ApplicationOut]
     suspensions: list[m.SuspensionOut] | None
+    rules: RulesOut | None = None
 
 
-def mount_dashboard(app: FastAPI, reg: Registry, errors: dict) -> None:
+def rules_in_force(home: Path) -> dict[str, Any]:
+    """:class:`RulesOut` of a home: its files read as a release reads them (absent: the defaults)."""
+    from biowarden.egress.limits import EgressPolicy, EgressPolicyError
+    from biowarden.release.pipeline import ReleaseError, RiskThreshold
+
+    try:
+        risk = RiskThreshold.load(home)
+        egress = EgressPolicy.load(home / "egress.json")
+    except (ReleaseError, EgressPolicyError) as exc:  # releases are refused with this error too
+        return {"risk": None, "egress": None, "error": f"releases are refused: {exc}"}
+    return {
+        "risk": {"k": risk.k, "max_risk": risk.max_risk, "suppression": risk.suppression, "min_class": risk.min_class},
+        "egress": egress.to_dict(),
+        "error": None,
+    }
+
+
+def mount_dashboard(app: FastAPI, reg: Registry, errors: dict, home: str | Path | None = None) -> None:
+    """The dashboard's pages over ``reg``; the rules in force are read from ``home`` (default: the configured
+    ``BIOWARDEN_HOME``)."""
     bearer = HTTPBearer(auto_error=False)
     cookie = APIKeyCookie(name=COOKIE, auto_error=False, description="The dashboard's session (an API token).")
 
@@ -186,7 +232,16 @@ def mount_dashboard(app: FastAPI, reg: Registry, errors: dict) -> None:
             "platform": reg.platform(who).to_dict(),
             "applications": [a.to_dict() for a in reg.list_applications(who)],
             "suspensions": suspensions,
+            # staff only, as the suspensions (the read above is the policy's decision on it)
+            "rules": rules_in_force(_home()) if suspensions is not None else None,
         }
+
+    def _home() -> Path:
+        if home is not None:
+            return Path(home)
+        from biowarden.config import load_settings
+
+        return load_settings().home
 
     svc = MonitorService(reg)
 
