@@ -20,6 +20,9 @@ SCOPES = ("researcher", "application", "institution")
 COVERAGE_SCOPES = ("application", "institution")
 
 
+EGRESS_FILE = "egress.json"  # the custodian's export policy, in the home
+
+
 class EgressPolicyError(ValueError):
     """The export policy is malformed; the message names the setting."""
 

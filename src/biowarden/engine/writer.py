@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from biowarden.engine.assemble import writer_options
 from biowarden.engine.errors import EngineError
 
 ROW_GROUP_ROWS = 1 << 17  # 131,072 rows per row group
@@ -157,8 +158,6 @@ def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa
 
 
 def _write_parquet(it: Iterator[pa.RecordBatch], schema: pa.Schema, path: Path) -> None:
-    from biowarden.engine.assemble import writer_options
-
     with pq.ParquetWriter(
         path,
         schema,

@@ -126,9 +126,14 @@ class RiskThreshold:
         )
         if k is not None and (isinstance(k, bool) or not isinstance(k, int)):
             raise ReleaseError(f"{RISK_FILE}: k must be a whole number or null, not {k!r}")
-        for name, v in (("max_risk", max_risk), ("suppression", suppression)):
-            if (v is not None or name == "suppression") and (isinstance(v, bool) or not isinstance(v, int | float)):
-                raise ReleaseError(f"{RISK_FILE}: {name} must be a number, not {v!r}")
+
+        def number(v: Any) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool)
+
+        if max_risk is not None and not number(max_risk):
+            raise ReleaseError(f"{RISK_FILE}: max_risk must be a number or null, not {max_risk!r}")
+        if not number(suppression):
+            raise ReleaseError(f"{RISK_FILE}: suppression must be a number, not {suppression!r}")
         return cls(
             k=k,
             max_risk=None if max_risk is None else float(max_risk),
@@ -627,9 +632,11 @@ def create_release(
     monitor_config=None,
 ) -> ReleaseManifest:
     """Make one record-level release; raise ReleaseDenied (nothing written) or ReleaseError (bad request)."""
+    from pyroaring import BitMap
+
     from biowarden.cohort import load_cohort
     from biowarden.egress.coverage import bitmap_of
-    from biowarden.egress.limits import EgressPolicy, ExportRequest
+    from biowarden.egress.limits import EGRESS_FILE, EgressPolicy, ExportRequest
     from biowarden.egress.service import EgressControl
     from biowarden.engine import open_engine, read_columns, write_release
     from biowarden.ledger.events import LedgerEvent
@@ -709,7 +716,7 @@ def create_release(
     else:
         eids = _distinct_sorted(all_eids)
     digest = participant_digest(eids)
-    policy = egress_policy or EgressPolicy.load(home / "egress.json")
+    policy = egress_policy or EgressPolicy.load(home / EGRESS_FILE)
     control = EgressControl(policy, cohort_size=int(all_eids.size), cohort_fields=len(schema.names) - 1)
     request_digest = hashlib.sha256(
         json.dumps(
@@ -918,7 +925,7 @@ def create_release(
                 ),
             )
             manifest.ledger_index, manifest.export_ledger_index = idx, eidx
-            bm = bitmap_of(eids)
+            bm = BitMap(activity.participants)  # the participants' bitmap, built once above (a copy)
             bm.run_optimize()
             s.add(
                 ReleaseRow(

@@ -17,6 +17,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from jinja2 import DictLoader, Environment, select_autoescape
 from pydantic import BaseModel
 
+from biowarden.config import load_settings
 from biowarden.monitor.service import MonitorService
 from biowarden.registry import Identity, Registry
 from biowarden.registry.errors import Denied, Invalid, Unauthenticated
@@ -187,12 +188,12 @@ class DashboardOut(BaseModel):
 
 def rules_in_force(home: Path) -> dict[str, Any]:
     """:class:`RulesOut` of a home: its files read as a release reads them (absent: the defaults)."""
-    from biowarden.egress.limits import EgressPolicy, EgressPolicyError
+    from biowarden.egress.limits import EGRESS_FILE, EgressPolicy, EgressPolicyError
     from biowarden.release.pipeline import ReleaseError, RiskThreshold
 
     try:
         risk = RiskThreshold.load(home)
-        egress = EgressPolicy.load(home / "egress.json")
+        egress = EgressPolicy.load(home / EGRESS_FILE)
     except (ReleaseError, EgressPolicyError) as exc:  # releases are refused with this error too
         return {"risk": None, "egress": None, "error": f"releases are refused: {exc}"}
     return {
@@ -237,11 +238,7 @@ def mount_dashboard(app: FastAPI, reg: Registry, errors: dict, home: str | Path 
         }
 
     def _home() -> Path:
-        if home is not None:
-            return Path(home)
-        from biowarden.config import load_settings
-
-        return load_settings().home
+        return load_settings(home).home  # the given home, else the configured BIOWARDEN_HOME
 
     svc = MonitorService(reg)
 

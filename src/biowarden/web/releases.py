@@ -29,6 +29,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from biowarden.config import load_settings
 from biowarden.registry import Identity, Registry
 from biowarden.release.catalog import release_summary
 from biowarden.web.app import ERRORS, bearer_identity
@@ -158,11 +159,7 @@ def release_router(registry: Registry, keyring, home: str | Path | None = None) 
     router = APIRouter(tags=["releases"])
 
     def _home() -> Path:
-        if home is not None:
-            return Path(home)
-        from biowarden.config import load_settings
-
-        return load_settings().home
+        return load_settings(home).home  # the given home, else the configured BIOWARDEN_HOME
 
     Who = Annotated[Identity, Depends(bearer_identity(reg))]
 
