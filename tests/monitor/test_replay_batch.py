@@ -17,6 +17,7 @@ from biowarden.monitor.activity import (
     LINK_MISUSE_REASONS,
     Activity,
     decode_participants,
+    encode_participants,
     export_fields,
     from_text,
 )
@@ -342,11 +343,14 @@ def test_export_fields_on_damaged_texts_reads_only_what_from_text_reads_alike(se
     assert 500 < accepted < len(texts)
 
 
-def test_a_set_the_application_exported_before_is_not_decoded_again(monkeypatch):
+@pytest.mark.parametrize("digest", ["keyed", "sha"])
+def test_a_set_the_application_exported_before_is_not_decoded_again(monkeypatch, digest):
     """Ten distinct sets re-pulled in turn: each text is decoded once, whether it is among the last few
-    (compared as text) or older (by digest), and both replays agree with the activities decoded up front."""
+    (compared as text) or older (by digest, either kind), and both replays agree with the activities decoded
+    up front."""
     import biowarden.monitor.detectors as detectors
 
+    monkeypatch.setattr(detectors, "_digest", detectors.digest_for(None if digest == "keyed" else "1"))
     decoded: list[str] = []
 
     def counting(text: str) -> BitMap:
@@ -385,6 +389,45 @@ def test_a_set_the_application_exported_before_is_not_decoded_again(monkeypatch)
     direct = Monitor(config)
     assert [a for act in acts for a in direct.observe(act)] == seq.alerts
     assert direct.applications["A-1"].seen == []  # handed decoded participants: no texts to remember
+
+
+@pytest.mark.parametrize("digest", ["keyed", "sha"])
+def test_a_text_recalled_by_its_digest_is_kept_as_text_again(monkeypatch, digest):
+    """The last ``SEEN_TEXTS`` texts are kept as they are, older ones by digest; a text recalled by its digest
+    becomes the most recent text and the oldest text takes its place among the digests (their number holds)."""
+    import biowarden.monitor.detectors as detectors
+
+    monkeypatch.setattr(detectors, "_digest", detectors.digest_for(None if digest == "keyed" else "1"))
+    monkeypatch.setattr(detectors, "SEEN_TEXTS", 3)
+    texts = [encode_participants(np.arange(k, 3000 + k, 7, dtype=np.uint32)) for k in range(6)]
+    app = detectors._Application()
+    for t in texts:
+        app.remember(t)
+    assert app.seen == texts[3:] and list(app.seen_digests) == [detectors._digest(t) for t in texts[:3]]
+    assert app.recall(texts[1])
+    assert app.seen == [texts[4], texts[5], texts[1]]
+    assert list(app.seen_digests) == [detectors._digest(t) for t in (texts[0], texts[2], texts[3])]
+    assert app.recall(texts[1]) and app.recall(texts[4])  # as text: moved to the end, nothing else changes
+    assert app.seen == [texts[5], texts[1], texts[4]] and len(app.seen_digests) == 3
+    other = encode_participants(np.arange(0, 3000, 11, dtype=np.uint32))
+    assert not app.recall(other) and app.seen == [texts[5], texts[1], texts[4]] and len(app.seen_digests) == 3
+
+
+@pytest.mark.parametrize("seed", [None, "random", "0", "42"])
+def test_older_texts_are_digested_by_the_keyed_hash_only_while_its_key_is_random(seed):
+    """A fixed PYTHONHASHSEED makes string hashes computable by anyone who knows it (so sets could be picked
+    to collide): then the digest is SHA-256, else the string's own hash under the process's random key."""
+    import hashlib
+
+    import biowarden.monitor.detectors as detectors
+
+    text = encode_participants(np.arange(0, 9000, 3, dtype=np.uint32))
+    digest = detectors.digest_for(seed)
+    if seed in (None, "random"):
+        assert digest(text) == hash(text)
+    else:
+        assert digest(text) == hashlib.sha256(text.encode()).digest()[:16]
+    assert digest(text) == digest("".join(text)) != digest(text[:-2] + ("A=" if text[-2:] != "A=" else "B="))
 
 
 @pytest.mark.parametrize("seed", range(4))
