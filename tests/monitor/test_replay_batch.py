@@ -87,7 +87,6 @@ def _state(m: Monitor) -> dict:
                 a.ewma,
                 list(a.log_cells.values),
                 list(a.seen),
-                list(a.seen_digests),
                 a.institution,
                 a.one_institution,
             )
@@ -384,33 +383,33 @@ def test_a_set_the_application_exported_before_is_not_decoded_again(monkeypatch,
         run(entries, monitor, IncidentBook())
         assert len(decoded) == 10 and len(set(decoded)) == 10, run.__name__
         app = monitor.applications["A-1"]
-        assert len(app.seen) == detectors.SEEN_TEXTS and len(app.seen_digests) == 10 - detectors.SEEN_TEXTS
+        assert list(app.seen) == [detectors._digest(encode_participants(BitMap(sets[k]))) for k in order[-10:]]
     seq, _bat = _assert_same(entries, config)
     direct = Monitor(config)
     assert [a for act in acts for a in direct.observe(act)] == seq.alerts
-    assert direct.applications["A-1"].seen == []  # handed decoded participants: no texts to remember
+    assert direct.applications["A-1"].seen == {}  # handed decoded participants: no texts to remember
 
 
 @pytest.mark.parametrize("digest", ["keyed", "sha"])
-def test_a_text_recalled_by_its_digest_is_kept_as_text_again(monkeypatch, digest):
-    """The last ``SEEN_TEXTS`` texts are kept as they are, older ones by digest; a text recalled by its digest
-    becomes the most recent text and the oldest text takes its place among the digests (their number holds)."""
+def test_an_application_keeps_its_last_sets_by_digest_most_recent_last(monkeypatch, digest):
+    """The last ``SEEN_SETS`` texts recalled or decoded are known by digest; recalling one makes it the most
+    recent, remembering one beyond the limit forgets the oldest."""
     import biowarden.monitor.detectors as detectors
 
     monkeypatch.setattr(detectors, "_digest", detectors.digest_for(None if digest == "keyed" else "1"))
-    monkeypatch.setattr(detectors, "SEEN_TEXTS", 3)
-    texts = [encode_participants(np.arange(k, 3000 + k, 7, dtype=np.uint32)) for k in range(6)]
+    monkeypatch.setattr(detectors, "SEEN_SETS", 3)
+    keys = [detectors._digest(encode_participants(np.arange(k, 3000 + k, 7, dtype=np.uint32))) for k in range(4)]
     app = detectors._Application()
-    for t in texts:
-        app.remember(t)
-    assert app.seen == texts[3:] and list(app.seen_digests) == [detectors._digest(t) for t in texts[:3]]
-    assert app.recall(texts[1])
-    assert app.seen == [texts[4], texts[5], texts[1]]
-    assert list(app.seen_digests) == [detectors._digest(t) for t in (texts[0], texts[2], texts[3])]
-    assert app.recall(texts[1]) and app.recall(texts[4])  # as text: moved to the end, nothing else changes
-    assert app.seen == [texts[5], texts[1], texts[4]] and len(app.seen_digests) == 3
-    other = encode_participants(np.arange(0, 3000, 11, dtype=np.uint32))
-    assert not app.recall(other) and app.seen == [texts[5], texts[1], texts[4]] and len(app.seen_digests) == 3
+    for k in keys[:3]:
+        app.remember(k)
+    assert list(app.seen) == keys[:3]
+    assert app.recall(keys[0]) and list(app.seen) == [keys[1], keys[2], keys[0]]
+    assert app.recall(keys[0]) and list(app.seen) == [keys[1], keys[2], keys[0]]  # again at once: no change
+    assert not app.recall(keys[3]) and list(app.seen) == [keys[1], keys[2], keys[0]]
+    app.remember(keys[3])
+    assert list(app.seen) == [keys[2], keys[0], keys[3]]  # the oldest forgotten
+    app.remember(keys[2])
+    assert list(app.seen) == [keys[0], keys[3], keys[2]]  # noted again: the most recent
 
 
 @pytest.mark.parametrize("seed", [None, "random", "0", "42"])

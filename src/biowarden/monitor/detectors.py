@@ -204,8 +204,7 @@ class Alert:
 _ZERO = timedelta(0)
 HISTORY = 200  # the robust z-scores look at the last 200 exports of a researcher or an application
 PENDING = 32  # a window folds its appends in at least this often (``_Window``)
-SEEN_TEXTS = 4  # an application's last few participant texts, compared as they are...
-SEEN_SETS = 128  # ...and the digests of up to 128 older ones (re-pulls of a known set skip decoding)
+SEEN_SETS = 128  # an application's last 128 participant texts, by digest (re-pulls of a known set skip decoding)
 
 
 def _sha_digest(encoded: str) -> bytes:
@@ -218,7 +217,8 @@ def _keyed_digest(encoded: str) -> int:
     """The text's own string hash: SipHash-1-3 under the 128-bit key Python draws at random when the process
     starts, computed once and kept on the string. Its 64 bits never leave the process, so no one can steer a
     set to collide with another; two different texts collide by chance with probability 2^-64 (an
-    application keeps at most ``SEEN_SETS`` of them). A third of the cost of SHA-256 on a 2 KiB text."""
+    application keeps at most ``SEEN_SETS`` of them). A third of the cost of SHA-256 on a 2 KiB text, and
+    less than comparing the text with one kept in memory, which a replay finds out of the CPU's caches."""
     return hash(encoded)
 
 
@@ -253,43 +253,30 @@ class _Application:
     exports: int = 0
     ewma: float | None = None
     log_cells: _Window = field(default_factory=lambda: _Window(HISTORY))
-    seen: list[str] = field(default_factory=list)  # encoded participant sets already in ``coverage``...
-    seen_digests: dict[int | bytes, None] = field(default_factory=dict)  # ...and older ones, by ``_digest``
+    seen: dict[int | bytes, None] = field(default_factory=dict)  # ``_digest`` of texts already in ``coverage``
     institution: str = ""  # the institution of its first export...
     one_institution: bool = True  # ...and whether every export since came from it (coverage nests in its)
 
-    def recall(self, encoded: str) -> bool:
-        """Whether the application exported exactly this participant text before: then all of it is in its
-        coverage, and the text need not be decoded. Re-pulling the same set is the common case, so the last
-        ``SEEN_TEXTS`` texts recalled or decoded are compared as they are, older ones by digest; a recalled
-        text becomes the most recent (one recalled by its digest is kept as a text again, its digest dropped).
-        Recalling a text again at once changes nothing."""
+    def recall(self, key: int | bytes) -> bool:
+        """Whether the application exported a participant text of digest ``key`` (``_digest``) before: then
+        all of it is in its coverage, and the text need not be decoded. Re-pulling the same set is the common
+        case; the last ``SEEN_SETS`` texts recalled or decoded are kept, a recalled one becomes the most
+        recent."""
         seen = self.seen
-        if encoded in seen:
-            if seen[-1] != encoded:
-                seen.remove(encoded)
-                seen.append(encoded)
-            return True
-        digests = self.seen_digests
-        if not digests:
+        if key not in seen:
             return False
-        key = _digest(encoded)
-        if key not in digests:
-            return False
-        del digests[key]
-        self.remember(encoded)
+        del seen[key]
+        seen[key] = None
         return True
 
-    def remember(self, encoded: str) -> None:
-        """Note a participant text whose participants are now all in the coverage (not one already noted): it
-        becomes the most recent text; the oldest beyond ``SEEN_TEXTS`` is kept by its digest."""
+    def remember(self, key: int | bytes) -> None:
+        """Note a participant text (by ``_digest``) whose participants are now all in the coverage: it becomes
+        the most recent; beyond ``SEEN_SETS`` the oldest is forgotten."""
         seen = self.seen
-        seen.append(encoded)
-        if len(seen) > SEEN_TEXTS:
-            digests = self.seen_digests
-            digests[_digest(seen.pop(0))] = None
-            if len(digests) > SEEN_SETS:
-                del digests[next(iter(digests))]  # the oldest
+        seen.pop(key, None)
+        seen[key] = None
+        if len(seen) > SEEN_SETS:
+            del seen[next(iter(seen))]
 
 
 @dataclass(slots=True)
@@ -383,7 +370,8 @@ class Monitor:
                 # While an application exports under one institution, its coverage is part of the
                 # institution's, so a set with nothing new to the application is nothing new to the
                 # institution either: the coordinated-pull check has nothing to compare.
-                if app.one_institution and act.participants is None and app.recall(act.encoded):
+                key = _digest(act.encoded) if act.encoded else None
+                if app.one_institution and key is not None and act.participants is None and app.recall(key):
                     # a re-pull of a set the application already exported: the bitmap is not even decoded
                     alerts += self._grew(act, app, 0.0)
                     self._expire_pulling(act)
@@ -396,8 +384,8 @@ class Monitor:
                         alerts += self._coordinated(act)
                     else:
                         self._expire_pulling(act)
-                    if act.encoded:
-                        app.remember(act.encoded)
+                    if key is not None:
+                        app.remember(key)
             self._learn(act, r)
         for a in alerts:
             self._add_risk(a)
@@ -420,7 +408,7 @@ class Monitor:
         an export whose size could reach the z bar, participants new to the application), so what passes is
         exactly what the detectors let pass. The robust z-score needs only its window's median here (the early
         exit of ``_size``: z cannot reach the bar whatever the MAD), and the participants are decoded only when
-        the application has not exported the same text recently (``SEEN_TEXTS``)."""
+        the application has not exported the same text recently (``SEEN_SETS``)."""
         c = self.config
         n = len(exports)
         if c.burst_window < _ZERO or not c.mad_floor > 0 < c.z_warn:
@@ -436,7 +424,7 @@ class Monitor:
         )
         researchers, applications, pulling = self.researchers, self.applications, self._pulling
         peers, peer_seen = self._peer_log_cells, self._peer_seen
-        log1p = math.log1p
+        log1p, digest = math.log1p, _digest
         near_from: dict[datetime, datetime] = {}  # an expiry's date less ``near_expiry``
         i = start
         decoded: BitMap | None = None
@@ -496,9 +484,12 @@ class Monitor:
                     app.institution = institution
                 elif app.institution != institution:
                     app.one_institution = False
+                key = digest(encoded)
                 seen = app.seen
-                # ``recall``: the last text remembered (the most common re-pull) is compared first, inline
-                if not (app.one_institution and ((seen and seen[-1] == encoded) or app.recall(encoded))):
+                if app.one_institution and key in seen:  # ``recall``, inline
+                    del seen[key]
+                    seen[key] = None
+                else:
                     decoded = decode_participants(encoded)
                     if not app.one_institution or len(decoded) != decoded.intersection_cardinality(app.coverage):
                         break
@@ -518,7 +509,7 @@ class Monitor:
                 if inst is not None:
                     self._expire(institution, inst, at)
                 if decoded is not None:
-                    app.remember(encoded)
+                    app.remember(key)
                     decoded = None
             # ``_learn``
             recent.append(at)

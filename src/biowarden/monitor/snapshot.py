@@ -75,11 +75,11 @@ def mac(key: bytes, index: int, print_: str, blob: bytes) -> str:
 
 
 # Caches that only save work (the detectors' results do not depend on them) are kept empty, as (class in
-# ``monitor.detectors``, attribute): an application's last few encoded participant sets (and digests of
-# older ones), which let re-pulls skip decoding, are two thirds of the state for a 500,000-participant
-# cohort. A class or attribute that is
-# no longer there is kept whole, so a change to the detectors costs size, never correctness.
-CACHES = (("_Application", "seen"), ("_Application", "seen_digests"))
+# ``monitor.detectors``, attribute): the digests of an application's last participant sets, which let
+# re-pulls skip decoding, are keyed by this process's own string hash, which another process does not share.
+# A class or attribute that is no longer there is kept whole, so a change to the detectors costs size, never
+# correctness.
+CACHES = (("_Application", "seen"),)
 
 
 class _Pickler(pickle.Pickler):
