@@ -471,3 +471,27 @@ def test_link_misuse_downloads_raise_denied_burst_alike_in_both_replays():
     seq, _bat = _assert_same(entries, config)
     assert seq.activities == 5
     assert [(a.detector, a.scope, a.target) for a in seq.alerts] == [("denied_burst", "researcher", who)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_peers_learned_in_a_run_equal_peers_learned_one_at_a_time(seed):
+    """The fast path adds its exports' log cells to the platform's peers when it stops: the same list, count
+    and forgotten statistics as learning them one at a time (append; past 4,000 drop the oldest 2,000; the
+    statistics are forgotten at every 500th)."""
+    rng = np.random.default_rng(seed)
+    run = Monitor(MonitorConfig(cohort_size=1000))
+    peers: list[float] = []
+    seen, forgot = 0, False
+    for size in rng.integers(0, 2600, 40):
+        xs = rng.normal(5, 2, int(size)).tolist()
+        run._peer_stats, forgot = (1.0, 1.0), False
+        for x in xs:
+            peers.append(x)
+            if len(peers) > 4000:
+                del peers[:2000]
+            seen += 1
+            forgot = forgot or seen % 500 == 0
+        run._add_peers(xs)
+        assert run._peer_log_cells == peers and run._peer_seen == seen
+        assert run._peer_stats == (None if forgot else (1.0, 1.0))
+    assert seen > 40_000 and 2000 < len(peers) <= 4000

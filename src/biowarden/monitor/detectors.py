@@ -423,7 +423,7 @@ class Monitor:
             c.ewma_min_share,
         )
         researchers, applications, pulling = self.researchers, self.applications, self._pulling
-        peers, peer_seen = self._peer_log_cells, self._peer_seen
+        peers: list[float] = []  # the settled exports' log cells, added to the platform's peers at the end
         log1p, digest = math.log1p, _digest
         near_from: dict[datetime, datetime] = {}  # an expiry's date less ``near_expiry``
         i = start
@@ -513,19 +513,21 @@ class Monitor:
                     decoded = None
             # ``_learn``
             recent.append(at)
-            for window in (r.log_cells, app.log_cells):  # ``_Window.append``, inline
-                if window.count < window.size:
-                    window.count += 1
-                window_pending = window.pending
-                window_pending.append(x)
-                if len(window_pending) >= PENDING:
-                    window._fold()
-            peers.append(x)
-            if len(peers) > 4000:
-                del peers[:2000]
-            peer_seen += 1
-            if peer_seen % 500 == 0:
-                self._peer_stats = None
+            window = r.log_cells  # ``_Window.append``, inline, for the researcher's window and the application's
+            if window.count < window.size:
+                window.count += 1
+            window_pending = window.pending
+            window_pending.append(x)
+            if len(window_pending) >= PENDING:
+                window._fold()
+            window = app.log_cells
+            if window.count < window.size:
+                window.count += 1
+            window_pending = window.pending
+            window_pending.append(x)
+            if len(window_pending) >= PENDING:
+                window._fold()
+            peers.append(x)  # the platform's peers: nothing reads them before this loop ends (see the end)
             r.hours[hour] += 1
             r.n_hours += 1
             if network:
@@ -534,7 +536,7 @@ class Monitor:
                 r.clients.add(client)
             r.last_at = at
             i += 1
-        self._peer_seen = peer_seen
+        self._add_peers(peers)
         return i, decoded
 
     def quiet_denied(self, at: datetime, researcher: str) -> bool:
@@ -827,16 +829,29 @@ class Monitor:
             inst.new_union = BitMap.union(*(bm for _, bm in inst.recent)) if inst.recent else BitMap()
         return inst.new_union
 
+    def _add_peers(self, xs: list[float]) -> None:
+        """The platform's peers learn ``xs`` (log cells of exports), as if one at a time: each is appended and
+        the oldest 2,000 dropped whenever there are more than 4,000 (so the last 2,001-4,000 are kept); the
+        peer statistics are recomputed every 500 exports."""
+        if not xs:
+            return
+        peers = self._peer_log_cells
+        peers += xs
+        keep = len(peers)
+        while keep > 4000:
+            keep -= 2000
+        if keep < len(peers):
+            del peers[: len(peers) - keep]
+        seen = self._peer_seen + len(xs)
+        if seen // 500 > self._peer_seen // 500:
+            self._peer_stats = None
+        self._peer_seen = seen
+
     def _learn(self, act: Activity, r: _Actor) -> None:
         x = math.log1p(act.rows * act.fields)
         r.log_cells.append(x)
         self.applications[act.application].log_cells.append(x)
-        self._peer_log_cells.append(x)
-        if len(self._peer_log_cells) > 4000:
-            del self._peer_log_cells[:2000]
-        self._peer_seen += 1
-        if self._peer_seen % 500 == 0:
-            self._peer_stats = None
+        self._add_peers([x])
         r.hours[act.at.hour] += 1
         r.n_hours += 1
         if act.network:
