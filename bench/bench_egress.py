@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
 
 COHORT = 500_000
 FIELDS = [f"{f}-0.0" for f in range(1, 101)]
@@ -95,6 +96,7 @@ def populate(db, applications: int, exports: int, seed: int = 1) -> dict[str, tu
         for rows, table in ((cov_rows, EgressCoverage.__table__), (bitmap_rows, EgressBitmap.__table__)):
             for i in range(0, len(rows), 5_000):
                 s.execute(table.insert(), rows[i : i + 5_000])
+        s.execute(sa.text("ANALYZE"))  # the planner's statistics, as autovacuum gathers them after a bulk load
     return apps
 
 
