@@ -513,20 +513,13 @@ class Monitor:
                     decoded = None
             # ``_learn``
             recent.append(at)
-            window = r.log_cells  # ``_Window.append``, inline, for the researcher's window and the application's
-            if window.count < window.size:
-                window.count += 1
-            window_pending = window.pending
-            window_pending.append(x)
-            if len(window_pending) >= PENDING:
-                window._fold()
-            window = app.log_cells
-            if window.count < window.size:
-                window.count += 1
-            window_pending = window.pending
-            window_pending.append(x)
-            if len(window_pending) >= PENDING:
-                window._fold()
+            for window in (r.log_cells, app.log_cells):  # ``_Window.append``, inline
+                if window.count < window.size:
+                    window.count += 1
+                window_pending = window.pending
+                window_pending.append(x)
+                if len(window_pending) >= PENDING:
+                    window._fold()
             peers.append(x)  # the platform's peers: nothing reads them before this loop ends (see the end)
             r.hours[hour] += 1
             r.n_hours += 1
