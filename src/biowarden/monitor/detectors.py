@@ -223,7 +223,7 @@ def _keyed_digest(encoded: str) -> int:
 
 
 def digest_for(hash_seed: str | None) -> Callable[[str], int | bytes]:
-    """The digest of older participant texts for a process started with ``PYTHONHASHSEED=hash_seed``: the keyed
+    """The digest of participant texts for a process started with ``PYTHONHASHSEED=hash_seed``: the keyed
     string hash while that key is drawn at random (unset or ``random``), SHA-256 when the seed fixes it (then
     anyone who knows the seed could compute hashes and pick colliding sets). The digests stay in the process:
     a snapshot of the monitor's state leaves these caches empty (``monitor.snapshot.CACHES``)."""
