@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 from bisect import bisect_left
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
@@ -224,13 +225,13 @@ def _keyed_digest(encoded: str) -> int:
 
 def digest_for(hash_seed: str | None) -> Callable[[str], int | bytes]:
     """The digest of participant texts for a process started with ``PYTHONHASHSEED=hash_seed``: the keyed
-    string hash while that key is drawn at random (unset or ``random``), SHA-256 when the seed fixes it (then
+    string hash while that key is drawn at random (unset, empty or ``random``), SHA-256 when the seed fixes it (then
     anyone who knows the seed could compute hashes and pick colliding sets). The digests stay in the process:
     a snapshot of the monitor's state leaves these caches empty (``monitor.snapshot.CACHES``)."""
-    return _keyed_digest if hash_seed in (None, "random") else _sha_digest
+    return _keyed_digest if hash_seed in (None, "", "random") else _sha_digest  # Python reads "" as unset
 
 
-_digest = digest_for(os.environ.get("PYTHONHASHSEED"))
+_digest = digest_for(os.environ.get("PYTHONHASHSEED") if sys.flags.hash_randomization else "0")
 
 
 @dataclass(slots=True)
