@@ -1,6 +1,6 @@
 """Monitor figures: the traffic simulator's attacks and false alerts, and detector throughput.
 
-    python -m bench.bench_monitor [--quick] [--simulator | --throughput]
+    python -m bench.bench_monitor [--quick] [--simulator | --throughput] [--against REV]
 
 (``--simulator`` or ``--throughput`` runs only that part.)
 
@@ -12,14 +12,25 @@
    incident ladder, by the batch replay (its fast path settles the entries no check can fire on) and one
    activity at a time (the same results, asserted); and the cost of decoding an export from its ledger
    payload, whole or only what the detectors read.
+3. ``--against REV`` (a git revision of this repository whose monitor has what this bench imports) runs
+   only this: the batch replay's CPU time with this tree's code against REV's. Two processes, one on each
+   code, replay the same chunks in lockstep, taking turns to go first, so a shared machine's drift falls on
+   both alike (the plain throughput figure moves by up to 30% from one run to the next here; this ratio by
+   a few percent).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -179,13 +190,83 @@ def throughput(n_events: int, cohort: int = 500_000) -> None:
     print(f"{'decoding an export: the batch replay (export_fields)':56} {fields_us:>10.1f}us")
 
 
+def _lockstep_child(n_events: int, cohort: int) -> None:
+    """One side of ``against``: per chunk, say ``ready``, wait for ``go``, replay it and print its CPU time."""
+    monitor, book = Monitor(MonitorConfig(cohort_size=cohort)), IncidentBook()
+    for entries in _ledger_chunks(n_events, cohort):
+        print("ready", flush=True)
+        if sys.stdin.readline().strip() != "go":
+            return
+        c0 = time.process_time()
+        replay_batch(entries, monitor, book)
+        print(time.process_time() - c0, flush=True)
+    print("done", flush=True)
+
+
+def against(rev: str, n_events: int, cohort: int = 500_000) -> None:
+    """The batch replay's CPU time, this tree's code against ``rev``'s (``src/biowarden`` at that revision),
+    on the same chunks (both sides generate them with this tree's bench code) replayed in lockstep."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", rev, "src/biowarden"], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        raise SystemExit(f"--against: git archive {rev} failed: {archive.stderr.decode(errors='replace').strip()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        sides = {"this tree": root / "src", rev: Path(tmp) / "src"}
+        procs = {
+            name: subprocess.Popen(
+                [sys.executable, "-m", "bench.bench_monitor", "--lockstep-child", str(n_events), str(cohort)],
+                cwd=root,
+                env={**os.environ, "PYTHONPATH": f"{src}:{root}"},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for name, src in sides.items()
+        }
+        cpu = dict.fromkeys(procs, 0.0)
+        names = list(procs)
+        try:
+            for k in range(n_events):
+                lines = {name: p.stdout.readline().strip() for name, p in procs.items()}
+                if set(lines.values()) == {"done"}:
+                    break
+                if set(lines.values()) != {"ready"}:
+                    raise SystemExit(f"--against: a replay stopped unexpectedly ({lines})")
+                for name in names if k % 2 == 0 else names[::-1]:
+                    procs[name].stdin.write("go\n")
+                    procs[name].stdin.flush()
+                    cpu[name] += float(procs[name].stdout.readline())
+        finally:
+            for p in procs.values():
+                p.stdin.close()
+                p.wait(timeout=60)
+    print(f"\nBatch replay of {n_events:,} entries, CPU seconds, the same chunks in lockstep:")
+    for name in names:
+        print(f"  {name:<24} {cpu[name]:8.2f}")
+    print(f"  this tree / {rev}: {cpu[names[0]] / cpu[names[1]]:.3f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--lockstep-child"]:
+        _lockstep_child(int(argv[1]), int(argv[2]))
+        return
     quick = "--quick" in argv
+    n_events = 100_000 if quick else 1_000_000
+    if "--against" in argv:
+        i = argv.index("--against")
+        if i + 1 >= len(argv):
+            raise SystemExit("--against needs a git revision")
+        against(argv[i + 1], n_events)
+        return
     if "--throughput" not in argv:
         simulator_table(SimConfig(applications=300, months=2) if quick else SimConfig())
     if "--simulator" not in argv:
-        throughput(100_000 if quick else 1_000_000)
+        throughput(n_events)
 
 
 if __name__ == "__main__":
