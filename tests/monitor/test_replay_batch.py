@@ -413,7 +413,7 @@ def test_an_application_keeps_its_last_sets_by_digest_most_recent_last(monkeypat
 
 
 @pytest.mark.parametrize("seed", [None, "", "random", "0", "42"])
-def test_older_texts_are_digested_by_the_keyed_hash_only_while_its_key_is_random(seed):
+def test_participant_texts_are_digested_by_the_keyed_hash_only_while_its_key_is_random(seed):
     """A fixed PYTHONHASHSEED makes string hashes computable by anyone who knows it (so sets could be picked
     to collide): then the digest is SHA-256, else the string's own hash under the process's random key."""
     import hashlib
