@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -220,7 +221,7 @@ def against(rev: str, n_events: int, cohort: int = 500_000) -> None:
             name: subprocess.Popen(
                 [sys.executable, "-m", "bench.bench_monitor", "--lockstep-child", str(n_events), str(cohort)],
                 cwd=root,
-                env={**os.environ, "PYTHONPATH": f"{src}:{root}"},
+                env={**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(root)])},
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -230,7 +231,7 @@ def against(rev: str, n_events: int, cohort: int = 500_000) -> None:
         cpu = dict.fromkeys(procs, 0.0)
         names = list(procs)
         try:
-            for k in range(n_events):
+            for k in itertools.count():
                 lines = {name: p.stdout.readline().strip() for name, p in procs.items()}
                 if set(lines.values()) == {"done"}:
                     break

@@ -210,6 +210,26 @@ def _export_from_match(at: datetime, m: re.Match, encoded: str) -> Activity:
 # application, institution, rows, fields, network, client, app_expires, participants still encoded.
 ExportFields = tuple[datetime, str, str, str, int, int, str, str, datetime | None, str]
 
+
+def export_activity(fields: ExportFields, participants: BitMap | None = None) -> Activity:
+    """The export activity of ``export_fields``' reading (its participants still encoded, unless given)."""
+    at, researcher, application, institution, rows, n_fields, network, client, expires, encoded = fields
+    return Activity(
+        at,
+        researcher,
+        application,
+        institution,
+        "export",
+        rows,
+        n_fields,
+        participants,
+        network,
+        client,
+        expires,
+        encoded,
+    )
+
+
 _EXPORT_KEYS = ("application", "client", "fields", "institution", "network", "participants", "researcher", "rows")
 
 
@@ -337,21 +357,7 @@ def from_entries(entries: Iterable[Any], batch: int = 2000) -> Iterator[Activity
             if kind == EXPORT_KIND:
                 fields = export_fields(e.at, e.payload_json)  # the platform's layout: read by splitting
                 if fields is not None:
-                    at, researcher, application, institution, rows, n_fields, network, client, expires, encoded = fields
-                    out[i] = Activity(
-                        at,
-                        researcher,
-                        application,
-                        institution,
-                        "export",
-                        rows,
-                        n_fields,
-                        None,
-                        network,
-                        client,
-                        expires,
-                        encoded,
-                    )
+                    out[i] = export_activity(fields)
                     continue
                 text, encoded = _cut(e.payload_json)  # the participants' base64: found by memchr, not parsed
                 m = _EXPORT_TEXT.fullmatch(text)

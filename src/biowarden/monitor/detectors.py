@@ -214,21 +214,17 @@ def _sha_digest(encoded: str) -> bytes:
     return hashlib.sha256(encoded.encode()).digest()[:16]
 
 
-def _keyed_digest(encoded: str) -> int:
-    """The text's own string hash: SipHash-1-3 under the 128-bit key Python draws at random when the process
-    starts, computed once and kept on the string. Its 64 bits never leave the process, so no one can steer a
-    set to collide with another; two different texts collide by chance with probability 2^-64 (an
-    application keeps at most ``SEEN_SETS`` of them). A third of the cost of SHA-256 on a 2 KiB text, and
-    less than comparing the text with one kept in memory, which a replay finds out of the CPU's caches."""
-    return hash(encoded)
-
-
 def digest_for(hash_seed: str | None) -> Callable[[str], int | bytes]:
-    """The digest of participant texts for a process started with ``PYTHONHASHSEED=hash_seed``: the keyed
-    string hash while that key is drawn at random (unset, empty or ``random``), SHA-256 when the seed fixes it (then
-    anyone who knows the seed could compute hashes and pick colliding sets). The digests stay in the process:
-    a snapshot of the monitor's state leaves these caches empty (``monitor.snapshot.CACHES``)."""
-    return _keyed_digest if hash_seed in (None, "", "random") else _sha_digest  # Python reads "" as unset
+    """The digest of participant texts for a process started with ``PYTHONHASHSEED=hash_seed``.
+
+    While Python draws its string-hash key at random (the seed unset, empty or ``random``): the text's own
+    ``hash``, SipHash-1-3 under that 128-bit key, computed once and kept on the string. Its 64 bits never
+    leave the process (a snapshot of the monitor's state leaves these caches empty: ``monitor.snapshot.CACHES``),
+    so no one can steer a set to collide with another; two texts collide by chance with probability 2^-64 (an
+    application keeps at most ``SEEN_SETS``). A third of the cost of SHA-256 on a 2 KiB text, and less than
+    comparing the text with one kept in memory, which a replay finds out of the CPU's caches. When the seed
+    fixes the key, anyone who knows it could compute hashes and pick colliding sets: SHA-256."""
+    return hash if hash_seed in (None, "", "random") else _sha_digest  # Python reads "" as unset
 
 
 _digest = digest_for(os.environ.get("PYTHONHASHSEED") if sys.flags.hash_randomization else "0")

@@ -17,6 +17,7 @@ from biowarden.monitor.activity import (
     LINK_MISUSE_REASONS,
     Activity,
     ExportFields,
+    export_activity,
     export_fields,
     from_entries,
     from_event,
@@ -146,11 +147,7 @@ def replay_batch(
             out.settled += stop - i
             if stop == n:
                 break
-            at, researcher, application, institution, rows, fields, network, client, expires, encoded = pending[stop]
-            act = Activity(
-                at, researcher, application, institution, "export", rows, fields, decoded, network, client, expires
-            )
-            act.encoded = encoded
+            act = export_activity(pending[stop], decoded)
             _check(act, monitor, book, out, precheck)
             i = stop + 1
         pending.clear()
