@@ -190,19 +190,9 @@ _EXPORT_TEXT = _export_pattern()
 
 def _export_from_match(at: datetime, m: re.Match, encoded: str) -> Activity:
     expires, application, client, fields, institution, network, _release, researcher, rows = m.groups()
-    return Activity(
-        at,
-        researcher,
-        application,
-        institution,
-        "export",
-        int(rows),
-        int(fields),
-        None,
-        network,
-        client,
-        _expiry(expires) if expires else None,
-        encoded,
+    expiry = _expiry(expires) if expires else None
+    return export_activity(
+        (at, researcher, application, institution, int(rows), int(fields), network, client, expiry, encoded)
     )
 
 
